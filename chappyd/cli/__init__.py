@@ -1,0 +1,1 @@
+"""Command-line entry points: they parse, call and format; no queue logic lives here."""

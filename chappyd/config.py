@@ -1,0 +1,436 @@
+"""One immutable Settings object from defaults < env files < environment < flags.
+
+Each value remembers where it came from, so that a bad one is reported as
+``KEY='value' (from /etc/chappyd.env): what is wrong`` and the process exits 78.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from chappyd.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "/etc/chappyd.env"
+# Where per-instance files live; an environment override exists so that tests and
+# packagers can use another directory than /etc/chappyd.
+DEFAULT_INSTANCE_DIR = "/etc/chappyd"
+DEFAULT_STATE_DIR = "/var/lib/chappyd"
+DEFAULT_SOURCE = "built-in default"
+ENVIRONMENT_SOURCE = "environment"
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/\\-]{0,127}$")
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+def validate_queue_name(name: str) -> str:
+    """Return `name` or raise ValueError: queue names end up in Redis keys and titles."""
+    if not _QUEUE_NAME.match(name):
+        raise ValueError(
+            f"invalid queue name {name!r}: use 1-128 letters, digits and _ . : @ / - "
+            "(no spaces or braces)"
+        )
+    return name
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***; the one place passwords are hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = quote(parts.username or "", safe="")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def default_sqlite_path(environ: Mapping[str, str]) -> Path:
+    state = Path(DEFAULT_STATE_DIR)
+    if state.is_dir() and os.access(state, os.W_OK):
+        return state / "queue.sqlite3"
+    xdg = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "chappyd" / "queue.sqlite3"
+
+
+# ---------------------------------------------------------------- value parsers
+
+
+def _positive_int(raw: str) -> int:
+    value = _non_negative_int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _lease(raw: str) -> float:
+    value = _seconds(raw)
+    if value < 2:
+        raise ValueError("must be at least 2 seconds")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be 1 or 0 (true/false)")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _name_list(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("must name at least one queue")
+    for name in names:
+        validate_queue_name(name)
+    return names
+
+
+def _module_list(raw: str) -> tuple[str, ...]:
+    modules = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for module in modules:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", module):
+            raise ValueError(f"{module!r} is not a Python module name")
+    return modules
+
+
+def _database_url(raw: str) -> str:
+    url = raw.strip()
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        return url
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+        return url
+    raise ValueError("must start with postgresql:// or sqlite:///")
+
+
+def _redis_url(raw: str) -> str:
+    url = raw.strip()
+    if not re.match(r"^(rediss?|unix)://", url, re.IGNORECASE):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return url
+
+
+def _log_level(raw: str) -> str:
+    return _choice("debug", "info", "warning", "error", "critical")(raw)
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its environment key, its command-line flag, how to parse it."""
+
+    key: str
+    attr: str
+    parse: Callable[[str], object]
+    flag: str | None = None
+    secret: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("QUEUE_DRIVER", "queue_driver", _choice("database", "redis")),
+    Option("DATABASE_URL", "database_url", _database_url, secret=True),
+    Option("REDIS_URL", "redis_url", _redis_url, secret=True),
+    Option("REDIS_HOST", "redis_host", str),
+    Option("REDIS_PORT", "redis_port", _positive_int),
+    Option("REDIS_PASSWORD", "redis_password", str, secret=True),
+    Option("REDIS_DB", "redis_db", _non_negative_int),
+    Option("MAX_ATTEMPTS", "max_attempts", _positive_int),
+    Option("CHAPPY_QUEUES", "queues", _name_list, flag="--queue"),
+    Option("CHAPPY_JOBS", "jobs", _module_list),
+    Option("CHAPPY_WORKERS", "workers", _positive_int, flag="--workers"),
+    Option("CHAPPY_MAX_JOBS_PER_CHILD", "max_jobs_per_child", _non_negative_int,
+           flag="--max-jobs-per-child"),
+    Option("CHAPPY_MAX_MEMORY_PER_CHILD", "max_memory_per_child_mib", _non_negative_int,
+           flag="--max-memory-per-child"),
+    Option("CHAPPY_JOB_TIMEOUT", "job_timeout_s", _seconds, flag="--timeout"),
+    Option("CHAPPY_LEASE", "lease_s", _lease),
+    Option("CHAPPY_GRACEFUL_TIMEOUT", "graceful_timeout_s", _seconds, flag="--graceful-timeout"),
+    Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", _bool),
+    Option("CHAPPY_REDIS_PREFIX", "redis_prefix", str),
+    Option("LOG_FORMAT", "log_format", _choice("json", "console"), flag="--log-format"),
+    Option("LOG_LEVEL", "log_level", _log_level, flag="--log-level"),
+)
+OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
+OPTIONS_BY_FLAG = {option.flag: option for option in OPTIONS if option.flag}
+
+
+@dataclass(frozen=True)
+class Settings:
+    queue_driver: str = "database"
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_password: str = ""
+    redis_db: int = 0
+    max_attempts: int = 3
+    queues: tuple[str, ...] = ("default",)
+    jobs: tuple[str, ...] = ()
+    workers: int = 1
+    max_jobs_per_child: int = 1000
+    max_memory_per_child_mib: int = 0
+    job_timeout_s: float = 60.0
+    lease_s: float = 30.0
+    graceful_timeout_s: float = 30.0
+    auto_migrate: bool = True
+    redis_prefix: str = "chappy"
+    log_format: str | None = None  # None: console on a TTY, JSON otherwise
+    log_level: str = "info"
+    instance: str | None = None
+    config_files: tuple[str, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+    @property
+    def backend(self) -> str:
+        """The backend kind: 'sqlite', 'postgres' or 'redis'."""
+        if self.queue_driver == "redis":
+            return "redis"
+        return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+
+    @property
+    def backend_description(self) -> str:
+        """What to name in an error about the backend; never holds a password."""
+        if self.backend == "redis":
+            return f"Redis at {redact_url(self.redis_url)}"
+        if self.backend == "sqlite":
+            return f"SQLite database {self.sqlite_path()}"
+        return f"PostgreSQL at {redact_url(self.database_url)}"
+
+    def sqlite_path(self) -> Path:
+        # sqlite:///relative and sqlite:////absolute, as SQLAlchemy spells them
+        return Path(self.database_url[len("sqlite:///"):])
+
+    def effective(self) -> dict[str, str]:
+        """Every setting as text with secrets masked, for --check-config."""
+        shown: dict[str, str] = {}
+        for option in OPTIONS:
+            value = getattr(self, option.attr)
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif value is None:
+                text = "auto"
+            else:
+                text = str(value)
+            if option.key in ("DATABASE_URL", "REDIS_URL"):
+                text = redact_url(text)
+            elif option.secret and text:
+                text = "***"
+            shown[option.key] = text
+        return shown
+
+
+# ---------------------------------------------------------------- env files
+
+
+def parse_env_file(text: str, path: str) -> dict[str, str]:
+    """Parse the seed's .env syntax: KEY=value, quotes, # comments, `export `."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ENV_LINE.match(stripped)
+        if not match:
+            raise ConfigError(f"line {number}", None, path, "expected KEY=value")
+        key, raw = match.groups()
+        values[key] = _unquote(raw, key, f"{path}:{number}")
+    return values
+
+
+def _unquote(raw: str, key: str, where: str) -> str:
+    if raw[:1] in ("'", '"'):
+        quote_char = raw[0]
+        end = raw.find(quote_char, 1)
+        if end == -1:
+            raise ConfigError(key, None, where, f"unterminated {quote_char} quote")
+        rest = raw[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise ConfigError(key, None, where, "text after the closing quote")
+        value = raw[1:end]
+        if quote_char == '"':
+            value = value.replace("\\n", "\n").replace('\\"', '"')
+        return value
+    # an unquoted value ends at a " #" comment
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+def _read_env_file(path: str, source_key: str, source: str) -> tuple[dict[str, str], list[str]]:
+    warnings: list[str] = []
+    try:
+        st = os.stat(path)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(source_key, path, source, "file not found") from None
+    except PermissionError:
+        raise ConfigError(source_key, path, source, "permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(source_key, path, source, "is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source_key, path, source, "is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(source_key, path, source, exc.strerror or str(exc)) from None
+    if st.st_mode & stat.S_IROTH:
+        warnings.append(f"{path} is world-readable; it may hold passwords (chmod 0640)")
+    return parse_env_file(text, path), warnings
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    instance: str | None = None,
+) -> Settings:
+    """Build Settings. `flags` maps a flag (``--workers``) to its raw text.
+
+    Raises ConfigError naming the key, the value's source and the problem.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[str, str]] = {}  # key -> (value, source)
+    files: list[str] = []
+    warnings: list[str] = []
+
+    if config_path is not None:
+        path, key, source = config_path, "--config", "--config"
+    elif environ.get("CHAPPY_CONFIG"):
+        path, key, source = environ["CHAPPY_CONFIG"], "CHAPPY_CONFIG", ENVIRONMENT_SOURCE
+    else:
+        path, key, source = DEFAULT_CONFIG_PATH, "CHAPPY_CONFIG", DEFAULT_SOURCE
+    if source != DEFAULT_SOURCE or os.path.exists(path):
+        _merge_file(raw, files, warnings, path, key, source)
+
+    if instance is not None:
+        try:
+            validate_queue_name(instance)
+        except ValueError as exc:
+            raise ConfigError("--instance", instance, "--instance", str(exc)) from None
+        directory = environ.get("CHAPPY_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR
+        instance_path = os.path.join(directory, f"{instance}.env")
+        if os.path.exists(instance_path):
+            _merge_file(raw, files, warnings, instance_path, "--instance", "--instance")
+
+    for option in OPTIONS:
+        if option.key in environ:
+            raw[option.key] = (environ[option.key], ENVIRONMENT_SOURCE)
+    for flag, value in (flags or {}).items():
+        option = OPTIONS_BY_FLAG[flag]
+        raw[option.key] = (value, flag)
+
+    return _build(raw, environ, instance, tuple(files), tuple(warnings))
+
+
+def _merge_file(
+    raw: dict[str, tuple[str, str]],
+    files: list[str],
+    warnings: list[str],
+    path: str,
+    key: str,
+    source: str,
+) -> None:
+    values, file_warnings = _read_env_file(path, key, source)
+    files.append(path)
+    warnings.extend(file_warnings)
+    for name, value in values.items():
+        if name in OPTIONS_BY_KEY:
+            raw[name] = (value, path)
+
+
+def _build(
+    raw: dict[str, tuple[str, str]],
+    environ: Mapping[str, str],
+    instance: str | None,
+    files: tuple[str, ...],
+    warnings: tuple[str, ...],
+) -> Settings:
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for key, (text, source) in raw.items():
+        option = OPTIONS_BY_KEY[key]
+        if text.strip() == "" and key not in ("CHAPPY_JOBS", "REDIS_PASSWORD"):
+            continue  # KEY= in a file means "not set", as in the seed's .env
+        try:
+            values[option.attr] = option.parse(text)
+        except ValueError as exc:
+            shown = None if option.secret else text
+            raise ConfigError(key, shown, source, str(exc)) from None
+        sources[key] = source
+
+    if "queues" not in values:
+        values["queues"] = (instance,) if instance else ("default",)
+    if "workers" not in values:
+        values["workers"] = os.cpu_count() or 1
+    if "database_url" not in values:
+        values["database_url"] = "sqlite:///" + str(default_sqlite_path(environ))
+    if "redis_url" not in values:
+        values["redis_url"] = _redis_url_from_parts(values)
+    return Settings(
+        **values,  # type: ignore[arg-type]
+        instance=instance,
+        config_files=files,
+        sources=sources,
+        warnings=warnings,
+    )
+
+
+def _redis_url_from_parts(values: Mapping[str, object]) -> str:
+    host = str(values.get("redis_host", "127.0.0.1"))
+    port = values.get("redis_port", 6379)
+    db = values.get("redis_db", 0)
+    password = str(values.get("redis_password", ""))
+    auth = f":{quote(password, safe='')}@" if password else ""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"redis://{auth}{host}:{port}/{db}"

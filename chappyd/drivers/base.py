@@ -1,0 +1,196 @@
+"""The driver interface every backend implements, and the values that cross it.
+
+A driver knows one backend and nothing of processes. Every state transition of a
+job is one atomic operation on the backend, so that a process killed between two
+calls never leaves a job only in its own memory (DESIGN §3).
+
+Vocabulary (one word, one meaning):
+- owner: who holds a reservation, ``"<host>:<master pid>:<child pid>"``. The master
+  renews leases and releases everything of a dead child by owner.
+- token: a random string per reservation. ack/retry/fail/release only act when the
+  row still carries it, so a worker whose lease was taken over changes nothing.
+- release: give a job back *without* charging the attempt (daemon stopping).
+- retry: a failed attempt; the job comes back at `available_at`.
+- retry_failed: an operator revives a failed job (attempts reset to 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class JobState(StrEnum):
+    READY = "ready"
+    DELAYED = "delayed"
+    RESERVED = "reserved"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert: its raw JSON payload and when it becomes available (unix s)."""
+
+    payload: str
+    available_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A job reserved by one owner; `attempts` already counts this attempt."""
+
+    id: str
+    queue: str
+    payload: str
+    attempts: int
+    token: str
+    reserved_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored, in any state; times are unix seconds (None when unset)."""
+
+    id: str
+    queue: str
+    payload: str
+    attempts: int
+    state: JobState
+    available_at: float | None
+    reserved_at: float | None
+    failed_at: float | None
+    exception: str | None
+    created_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    ready: int
+    delayed: int
+    reserved: int
+    failed: int
+    paused: bool
+    oldest_ready_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One master's heartbeat, as `chappyctl status` shows it."""
+
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    workers: int
+    busy: int
+    jobs_done: int
+    started_at: float
+    last_seen: float
+
+
+#: Masters heartbeat every HEARTBEAT_INTERVAL_S and drop out of `status` after
+#: WORKER_STALE_S of silence (DESIGN §6).
+HEARTBEAT_INTERVAL_S = 5.0
+WORKER_STALE_S = 15.0
+
+
+class Driver(Protocol):
+    """The backend seam. Methods raise BackendUnavailable when the backend is down."""
+
+    #: 'sqlite', 'postgres' or 'redis'
+    kind: str
+    #: how many jobs a worker may reserve in one call with benefit (1 = no batching)
+    prefetch: int
+
+    # -- schema ---------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create or upgrade the schema; idempotent and safe to run concurrently."""
+
+    def schema_sql(self) -> str:
+        """The idempotent DDL (`chappyctl queue:migration`); '' when there is none."""
+
+    # -- producers ------------------------------------------------------------
+    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """Insert jobs in one round trip; returns their ids in order. Wakes idle workers."""
+
+    # -- workers --------------------------------------------------------------
+    def reserve(
+        self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
+    ) -> list[Reservation]:
+        """Atomically reserve up to `limit` ready jobs, `queues` in strict priority
+        order, skipping paused queues. Charges one attempt each, sets token, owner,
+        reserved_at and a lease of `lease_s`."""
+
+    def wait(self, queues: Sequence[str], timeout_s: float) -> None:
+        """Block until a job may be ready in `queues`, or `timeout_s` passes.
+        Returns early on a push or when the next delayed job falls due; may return
+        spuriously. Must not spin."""
+
+    def ack(self, reservation: Reservation) -> bool:
+        """The job succeeded: delete it. False (nothing changed) if the token is stale."""
+
+    def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
+        """A failed attempt with attempts left: back to ready/delayed at `available_at`,
+        `exception` set to `error`. False if the token is stale."""
+
+    def fail(self, reservation: Reservation, error: str) -> bool:
+        """Final failure: `failed_at` set, `exception` = `error`. False if stale."""
+
+    def release(self, reservations: Sequence[Reservation]) -> int:
+        """Give jobs back at once without charging their attempt (stopping, unused
+        prefetch). Stale tokens are skipped. Returns how many were released."""
+
+    # -- the master -----------------------------------------------------------
+    def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
+        """Push the lease of every job held by `owners` to now + lease_s."""
+
+    def held_by(self, owner: str) -> list[Reservation]:
+        """Every job `owner` holds now (the master asks after reaping a child, then
+        retries/fails the one it ran and releases the rest)."""
+
+    def release_owner(self, owner: str) -> int:
+        """Give back at once, attempts refunded, every job `owner` holds: a stop
+        must not burn attempts (DESIGN §3.5). One round trip."""
+
+    def expire_leases(self) -> int:
+        """Return to ready every job whose lease ran out (its host or master vanished),
+        keeping the attempt charged and recording `LeaseExpired` in `exception`; the
+        worker fails a job reserved past its max_attempts without running it. Safe to
+        call from every master at once."""
+
+    # -- heartbeats and pauses --------------------------------------------------
+    def heartbeat(self, info: WorkerInfo) -> None: ...
+
+    def remove_worker(self, host: str, pid: int) -> None: ...
+
+    def workers(self) -> list[WorkerInfo]:
+        """Masters seen within WORKER_STALE_S."""
+
+    def set_paused(self, queue: str, paused: bool) -> None: ...
+
+    def paused_queues(self) -> set[str]: ...
+
+    # -- inspection and repair (chappyctl) --------------------------------------
+    def stats(self) -> list[QueueStats]:
+        """Queues with any job or a live worker, sorted by name."""
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def failed(self, queue: str | None = None, limit: int = 100) -> list[JobRecord]:
+        """Failed jobs, newest failure first."""
+
+    def retry_failed(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
+        """Failed jobs back to ready with attempts 0 (None: all, or all of `queue`)."""
+
+    def forget(self, job_ids: Sequence[str]) -> int:
+        """Delete failed jobs by id."""
+
+    def flush(self, queue: str | None = None) -> int:
+        """Delete all failed jobs (of `queue`)."""
+
+    def clear(self, queue: str) -> int:
+        """Delete ready and delayed jobs of `queue` (not reserved or failed)."""
+
+    def close(self) -> None: ...

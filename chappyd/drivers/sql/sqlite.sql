@@ -1,0 +1,171 @@
+-- Queries of the SQLite driver. Times are unix seconds (REAL); :now is passed in so
+-- that one clock decides. A plain INSERT INTO queue (queue, payload) is enough to
+-- enqueue: every other column is nullable or has a default (DESIGN §6).
+
+-- name: schema
+-- chappyd schema for SQLite (idempotent)
+CREATE TABLE IF NOT EXISTS queue (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue        TEXT    NOT NULL DEFAULT 'default',
+    payload      TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    available_at REAL    NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+    reserved_at  REAL,
+    failed_at    REAL,
+    exception    TEXT,
+    created_at   REAL    NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+    updated_at   REAL,
+    token        TEXT,
+    owner        TEXT,
+    lease_until  REAL
+);
+-- only ready/delayed rows: the claim reads nothing else
+CREATE INDEX IF NOT EXISTS queue_waiting ON queue (queue, available_at, id)
+    WHERE reserved_at IS NULL AND failed_at IS NULL;
+CREATE INDEX IF NOT EXISTS queue_owner ON queue (owner) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS queue_lease ON queue (lease_until) WHERE reserved_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS queue_failed ON queue (failed_at) WHERE failed_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue_workers (
+    host       TEXT    NOT NULL,
+    pid        INTEGER NOT NULL,
+    queues     TEXT    NOT NULL,
+    workers    INTEGER NOT NULL,
+    busy       INTEGER NOT NULL,
+    jobs_done  INTEGER NOT NULL,
+    started_at REAL    NOT NULL,
+    last_seen  REAL    NOT NULL,
+    PRIMARY KEY (host, pid)
+);
+CREATE TABLE IF NOT EXISTS queue_paused (
+    queue     TEXT PRIMARY KEY,
+    paused_at REAL NOT NULL
+);
+
+-- name: insert
+INSERT INTO queue (queue, payload, available_at, created_at, updated_at)
+VALUES (:queue, :payload, :available_at, :now, :now)
+RETURNING id
+
+-- name: reserve
+-- Charges the attempt at reservation, so a job that kills its worker runs out of tries.
+UPDATE queue
+   SET attempts = attempts + 1, reserved_at = :now, lease_until = :now + :lease_s,
+       token = lower(hex(randomblob(12))), owner = :owner, updated_at = :now
+ WHERE id IN (SELECT id FROM queue
+               WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL
+                 AND available_at <= :now
+               ORDER BY available_at, id
+               LIMIT :limit)
+RETURNING id, queue, payload, attempts, token, reserved_at, available_at
+
+-- name: next_available_at
+SELECT min(available_at) FROM queue
+ WHERE queue IN (SELECT value FROM json_each(:queues))
+   AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: paused_queues
+SELECT queue FROM queue_paused
+
+-- name: ack
+DELETE FROM queue WHERE id = :id AND token = :token
+
+-- name: retry
+UPDATE queue
+   SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
+       available_at = :available_at, exception = :error, updated_at = :now
+ WHERE id = :id AND token = :token
+
+-- name: fail
+UPDATE queue
+   SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
+       failed_at = :now, exception = :error, updated_at = :now
+ WHERE id = :id AND token = :token
+
+-- name: release
+-- The attempt is refunded: a stop must not burn attempts.
+UPDATE queue
+   SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
+       attempts = max(attempts - 1, 0), updated_at = :now
+ WHERE id = :id AND token = :token
+
+-- name: release_owner
+UPDATE queue
+   SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
+       attempts = max(attempts - 1, 0), updated_at = :now
+ WHERE owner = :owner AND reserved_at IS NOT NULL
+
+-- name: held_by
+SELECT id, queue, payload, attempts, token, reserved_at FROM queue
+ WHERE owner = :owner AND reserved_at IS NOT NULL
+ ORDER BY id
+
+-- name: extend_lease
+UPDATE queue SET lease_until = :now + :lease_s
+ WHERE owner = :owner AND reserved_at IS NOT NULL
+
+-- name: expire_leases
+UPDATE queue
+   SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
+       exception = 'LeaseExpired: the worker holding this job stopped renewing its lease',
+       updated_at = :now
+ WHERE reserved_at IS NOT NULL AND lease_until < :now
+
+-- name: heartbeat
+INSERT INTO queue_workers (host, pid, queues, workers, busy, jobs_done, started_at, last_seen)
+VALUES (:host, :pid, :queues, :workers, :busy, :jobs_done, :started_at, :last_seen)
+ON CONFLICT (host, pid) DO UPDATE
+   SET queues = excluded.queues, workers = excluded.workers, busy = excluded.busy,
+       jobs_done = excluded.jobs_done, started_at = excluded.started_at,
+       last_seen = excluded.last_seen
+
+-- name: remove_worker
+DELETE FROM queue_workers WHERE host = :host AND pid = :pid
+
+-- name: workers
+SELECT host, pid, queues, workers, busy, jobs_done, started_at, last_seen
+  FROM queue_workers WHERE last_seen >= :since ORDER BY host, pid
+
+-- name: prune_workers
+DELETE FROM queue_workers WHERE last_seen < :since
+
+-- name: pause
+INSERT INTO queue_paused (queue, paused_at) VALUES (:queue, :now) ON CONFLICT DO NOTHING
+
+-- name: resume
+DELETE FROM queue_paused WHERE queue = :queue
+
+-- name: stats
+SELECT queue,
+       sum(reserved_at IS NULL AND failed_at IS NULL AND available_at <= :now),
+       sum(reserved_at IS NULL AND failed_at IS NULL AND available_at > :now),
+       sum(reserved_at IS NOT NULL),
+       sum(failed_at IS NOT NULL),
+       min(CASE WHEN reserved_at IS NULL AND failed_at IS NULL AND available_at <= :now
+                THEN available_at END)
+  FROM queue GROUP BY queue
+
+-- name: get
+SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
+  FROM queue WHERE id = :id
+
+-- name: failed
+SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
+  FROM queue
+ WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :queue)
+ ORDER BY failed_at DESC, id DESC
+ LIMIT :limit
+
+-- name: retry_failed
+UPDATE queue SET failed_at = NULL, attempts = 0, available_at = :now, updated_at = :now
+ WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :queue)
+   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+
+-- name: forget
+DELETE FROM queue
+ WHERE failed_at IS NOT NULL AND id IN (SELECT value FROM json_each(:ids))
+
+-- name: flush
+DELETE FROM queue WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :queue)
+
+-- name: clear
+DELETE FROM queue WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL

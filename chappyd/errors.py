@@ -1,0 +1,65 @@
+"""The one error tree of chappyd, and the process exit statuses.
+
+Library errors (psycopg, redis, OSError) are converted into these at the edge of the
+module that knows them, so that the CLI can print one line for any ChappyError.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILURE = 1
+    USAGE = 2  # argparse's own status for a malformed command line
+    SOFTWARE = 70  # EX_SOFTWARE: a bug, or children that cannot start at all
+    CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops the restart loop
+
+
+class ChappyError(Exception):
+    """Anything chappyd can explain in one line to a user."""
+
+    exit_status: ExitStatus = ExitStatus.FAILURE
+
+
+class ConfigError(ChappyError):
+    """A configuration value is invalid: names the key, where it came from and why."""
+
+    exit_status = ExitStatus.CONFIG
+
+    def __init__(self, key: str, value: str | None, source: str, problem: str) -> None:
+        self.key, self.value, self.source, self.problem = key, value, source, problem
+        shown = "" if value is None else f"={value!r}"
+        super().__init__(f"{key}{shown} (from {source}): {problem}")
+
+
+class BackendUnavailable(ChappyError):
+    """The backend cannot be reached; `backend` is a redacted description, never a password."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend, self.reason = backend, reason
+        super().__init__(f"cannot reach {backend}: {reason}")
+
+
+class JobNotFound(ChappyError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id {job_id}")
+
+
+class InvalidPayload(ChappyError):
+    """A payload that is not a JSON object naming a job."""
+
+
+class UnknownJob(ChappyError):
+    """A payload names a job that is not in the registry."""
+
+
+class Interrupt(BaseException):
+    """Stops a running job. A BaseException so that `except Exception` in user code
+    cannot swallow a timeout or a stop."""
+
+
+class JobTimeout(Interrupt):
+    """The job ran past its timeout."""

@@ -1,0 +1,216 @@
+"""The Job base class, the registry of runnable jobs, and payload encode/decode.
+
+A payload is the seed's JSON object ``{"job", "data", "available_at", "max_attempts"}``;
+unknown keys survive a round trip. A payload only ever selects a class that was
+registered from CHAPPY_JOBS: it never makes the worker import or call anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from chappyd.errors import ChappyError, InvalidPayload, UnknownJob
+
+if TYPE_CHECKING:
+    from chappyd.manager import QueueManager
+
+#: A backoff used when a job does not define one: 2, 4, 8 ... seconds, at most 5 minutes.
+DEFAULT_BACKOFF_CAP_S = 300
+
+
+class Job:
+    """Subclass it and define ``handle()``; see DESIGN §2 for the contract.
+
+    Inside ``handle()``: ``self.data`` (the payload's data), ``self.job_id``,
+    ``self.attempts`` (this attempt included) and ``self.payload`` (the whole payload).
+    """
+
+    name: ClassVar[str]
+    queue: ClassVar[str] = "default"
+    tries: ClassVar[int | None] = None
+    timeout: ClassVar[float | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = f"{cls.__module__}.{cls.__qualname__}"
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None = None,
+        delay: float = 0,
+        max_attempts: int | None = None,
+    ) -> None:
+        self.data: dict[str, Any] = dict(data or {})
+        self._delay = delay
+        self._max_attempts = max_attempts
+        self.job_id: str | None = None
+        self.attempts = 0
+        self.payload: dict[str, Any] = {}
+
+    # -- the seed's interface -------------------------------------------------
+    def handle(self) -> None:
+        raise NotImplementedError(f"{type(self).name} does not define handle()")
+
+    def backoff(self) -> int | float | list[int | float]:
+        """Seconds before attempt 2, 3, 4...; from a list, the last value repeats."""
+        return min(2**self.attempts, DEFAULT_BACKOFF_CAP_S)
+
+    def delay(self) -> float:
+        return self._delay
+
+    def max_attempts(self) -> int:
+        if self._max_attempts is not None:
+            return self._max_attempts
+        if self.tries is not None:
+            return self.tries
+        from chappyd.manager import configured_max_attempts
+
+        return configured_max_attempts()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **self.payload,
+            "job": type(self).name,
+            "data": self.data,
+            "available_at": time.time() + self.delay(),
+            "max_attempts": self.max_attempts(),
+        }
+
+    # -- dispatching ------------------------------------------------------------
+    @classmethod
+    def dispatch(
+        cls,
+        data: dict[str, Any] | None = None,
+        queue: str | None = None,
+        delay: float = 0,
+        max_attempts: int | None = None,
+        manager: QueueManager | None = None,
+    ) -> str:
+        """Push this job; returns its id. Uses the process's default QueueManager."""
+        from chappyd.manager import default_manager
+
+        qm = manager or default_manager()
+        return qm.dispatch(cls, data, queue=queue, delay=delay, max_attempts=max_attempts)
+
+
+def backoff_seconds(backoff: int | float | list[int | float], attempts: int) -> float:
+    """The delay after failed attempt number `attempts` (1-based)."""
+    if isinstance(backoff, list | tuple):
+        if not backoff:
+            return 0.0
+        return float(max(0, backoff[min(attempts, len(backoff)) - 1]))
+    return float(max(0, backoff))
+
+
+# ---------------------------------------------------------------- payloads
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_payload(text: str | bytes) -> dict[str, Any]:
+    """Parse and check a payload; raises InvalidPayload with a one-line reason."""
+    try:
+        payload = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload is a JSON {type(payload).__name__}, not an object")
+    job = payload.get("job")
+    if not isinstance(job, str) or not job:
+        raise InvalidPayload('payload has no "job" name')
+    data = payload.get("data", {})
+    if data is None:
+        payload["data"] = {}
+    elif not isinstance(data, dict):
+        raise InvalidPayload(f'payload "data" is a JSON {type(data).__name__}, not an object')
+    return payload
+
+
+def payload_max_attempts(payload: dict[str, Any]) -> int | None:
+    value = payload.get("max_attempts")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def payload_available_at(payload: dict[str, Any], now: float) -> float:
+    """When a payload says it becomes available; `now` when it does not say."""
+    value = payload.get("available_at")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return now
+
+
+# ---------------------------------------------------------------- registry
+
+
+class RegistryError(ChappyError):
+    pass
+
+
+class Registry:
+    """The jobs a worker may run, by name."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, type[Job]] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def names(self) -> list[str]:
+        return sorted(self._jobs)
+
+    def add(self, cls: type[Job]) -> None:
+        existing = self._jobs.get(cls.name)
+        if existing is not None and existing is not cls:
+            raise RegistryError(
+                f"job name {cls.name!r} is used by both {_where(existing)} and {_where(cls)}"
+            )
+        self._jobs[cls.name] = cls
+
+    def get(self, name: str) -> type[Job]:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            raise UnknownJob(f"{name!r} is not a registered job (see CHAPPY_JOBS)") from None
+
+    def load(self, modules: Iterable[str]) -> None:
+        """Import `modules` (packages recursively) and register the Job subclasses
+        defined in them. Raises ImportError (with the module named) on failure."""
+        imported: set[str] = set()
+        for name in modules:
+            imported.update(_import_tree(name))
+        for cls in _all_subclasses(Job):
+            if cls.__module__ in imported:
+                self.add(cls)
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _import_tree(name: str) -> Iterator[str]:
+    module = importlib.import_module(name)
+    yield module.__name__
+    search_path = getattr(module, "__path__", None)
+    if search_path is None:
+        return
+    for info in pkgutil.walk_packages(search_path, prefix=f"{module.__name__}."):
+        yield importlib.import_module(info.name).__name__
+
+
+def _all_subclasses(cls: type[Job]) -> Iterator[type[Job]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
