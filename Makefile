@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench clean system-deps
+.PHONY: venv run test lint bench clean system-deps deb test-deb
 
 venv: $(STAMP)
 
@@ -29,6 +29,14 @@ system-deps:
 test: venv system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The .deb (dist/) from a git archive of HEAD, lintian-clean; then installed and driven
+# through systemd in a booted Debian bookworm (root; tests/packaging runs it in `test`).
+deb:
+	bash packaging/build-deb.sh
+
+test-deb:
+	bash packaging/test-deb.sh
 
 lint: venv
 	$(BIN)/ruff check .
