@@ -62,6 +62,10 @@ pending() {
 cleanup() {
     local status=$?
     if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+        if [ "$status" -ne 0 ] && [ -f "$work/console.log" ]; then
+            say "container console (last 30 lines):"
+            tail -n 30 "$work/console.log" >&2
+        fi
         if [ "$status" -ne 0 ] && [ -n "$cpid" ]; then
             say "journal of $unit (last 60 lines):"
             in_ct journalctl -u "$unit" --no-pager -n 60 >&2 2>/dev/null || true
