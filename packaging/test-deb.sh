@@ -199,8 +199,19 @@ SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --directory="$root" --
     --machine="chappyd-test-$$" --bind-ro="$work/mnt:/mnt/chappyd-test" \
     >"$work/console.log" 2>&1 </dev/null &
 nspawn_pid=$!
+# The container's PID 1: nspawn's child that is PID 1 in its own PID namespace and runs
+# systemd. (nspawn first forks a short-lived helper that sets up the mounts: entering
+# its namespaces instead would be a race lost under load.)
 container_pid() {
-    cpid=$(pgrep -P "$nspawn_pid" | head -n 1) && [ -n "$cpid" ]
+    local pid
+    for pid in $(pgrep -P "$nspawn_pid"); do
+        if [ "$(awk '/^NSpid:/ {print $NF}' "/proc/$pid/status" 2>/dev/null)" = 1 ] &&
+                [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
+            cpid=$pid
+            return 0
+        fi
+    done
+    return 1
 }
 wait_until 30 "container's PID 1" container_pid
 wait_until 60 "container's systemd listening" in_ct test -S /run/systemd/private
