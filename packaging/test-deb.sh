@@ -302,6 +302,14 @@ grep -qx 'CHAPPY_QUEUES=emails,newsletters  # /etc/chappyd/mail.env' <<<"$check"
 in_ct rm /etc/chappyd/mail.env
 ok "/etc/chappyd/mail.env's CHAPPY_QUEUES overrides the instance name"
 
+# No /etc/chappyd.env at all: every built-in default, the SQLite file in /var/lib/chappyd.
+in_ct mv /etc/chappyd.env /etc/chappyd.env.away
+check=$(in_ct runuser -u chappyd -- chappyd --check-config)
+in_ct mv /etc/chappyd.env.away /etc/chappyd.env
+grep -qx 'DATABASE_URL=sqlite:////var/lib/chappyd/queue.sqlite3  # built-in default' \
+    <<<"$check" || fail "chappyd --check-config without /etc/chappyd.env: $check"
+ok "without /etc/chappyd.env: the SQLite default in /var/lib/chappyd"
+
 # A bad setting: exit 78, one line naming the key and the file, and no restart loop.
 printf 'CHAPPY_WORKERS=zero\n' | write_ct /etc/chappyd/bad.env
 in_ct systemctl start chappyd@bad.service 2>/dev/null || true
@@ -391,15 +399,22 @@ busy = [q for q in doc["queues"] if q["queue"] == "emails"
         and (q["ready"], q["delayed"], q["reserved"], q["failed"]) != (0, 0, 0, 0)]
 sys.exit(1 if busy else 0)'
 }
-push_records() {  # push_records SCENARIO FIRST LAST CHAPPYCTL-PREFIX...
+push_records() {  # push_records SCENARIO FIRST LAST [runuser -u USER --]: one chappyctl each
     local scenario=$1 first=$2 last=$3
     shift 3
-    local n
-    for n in $(seq "$first" "$last"); do
-        "$@" push chappy_e2e.Record --data "{\"n\": $n, \"scenario\": \"$scenario\"}" \
-            >/dev/null || fail "chappyctl push #$n"
-    done
+    # Four at a time: each chappyctl is a Python start-up (~0.25 s here).
+    in_ct "$@" sh -c 'seq "$1" "$2" | xargs -P 4 -I N chappyctl --instance=emails push \
+        chappy_e2e.Record --data "{\"n\": N, \"scenario\": \"$3\"}" >/dev/null' \
+        sh "$first" "$last" "$scenario" || fail "chappyctl push #$first..$last"
 }
+# Seconds the unit has been active.
+uptime_s() {
+    local since now
+    since=$(in_ct systemctl show -p ActiveEnterTimestampMonotonic --value "$unit")
+    now=$(in_ct cat /proc/uptime | cut -d. -f1)
+    echo $((now - since / 1000000))
+}
+uptime_above() { [ "$(uptime_s)" -gt "$1" ]; }
 
 # ------------------------------------------------------------------ SQLite, no backend config
 
@@ -415,13 +430,31 @@ expect_eq "$unit enabled into chappyd.target" \
     /lib/systemd/system/chappyd@.service
 ctl_sqlite=(in_ct runuser -u chappyd -- chappyctl --instance=emails)
 started=$SECONDS
-push_records sqlite 1 20 "${ctl_sqlite[@]}"
+push_records sqlite 1 20 runuser -u chappyd --
 ok "20 jobs pushed with chappyctl (SQLite) in $((SECONDS - started)) s"
 wait_until 60 "20 SQLite jobs handled" handled_is sqlite 20
 wait_until 30 "queue emails empty (SQLite)" queue_is_empty "${ctl_sqlite[@]}"
 expect_eq "SQLite jobs handled, each once" "$(count_events handled sqlite)" 20
 expect_eq "SQLite file" "$(in_ct stat -c %U /var/lib/chappyd/queue.sqlite3)" chappyd
 expect_eq "JSON job_done lines in the journal (SQLite)" "$(job_done_lines)" 20
+# Reinstalling (as an upgrade does) keeps an edited conffile and its mode, and
+# restarts the running instance through chappyd.target (PartOf=) onto the new code.
+before=$(main_pid)
+printf '# edited by the admin\n' | in_ct tee -a /etc/chappyd.env >/dev/null
+if ! in_ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall \
+        "/mnt/chappyd-test/$(basename "$deb")" >"$work/reinstall.log" 2>&1; then
+    cat "$work/reinstall.log" >&2
+    fail "apt install --reinstall"
+fi
+in_ct grep -qx '# edited by the admin' /etc/chappyd.env || fail "reinstall lost an edit"
+expect_eq "/etc/chappyd.env mode after reinstall" \
+    "$(in_ct stat -c '%a %U:%G' /etc/chappyd.env)" "640 root:chappyd"
+expect_eq "$unit after reinstall" "$(in_ct systemctl is-active "$unit")" active
+[ "$(main_pid)" != "$before" ] || fail "reinstall did not restart $unit"
+ok "reinstall restarted $unit (main pid $before -> $(main_pid))"
+push_records sqlite 21 25 runuser -u chappyd --
+wait_until 60 "5 SQLite jobs handled after reinstall" handled_is sqlite 25
+
 in_ct systemctl disable --now "$unit" 2>/dev/null
 expect_eq "$unit stop result (SQLite)" \
     "$(in_ct systemctl show -p Result --value "$unit")" success
@@ -458,10 +491,13 @@ EOF
         title=$(in_ct ps -o args= -p "$master")
         [[ "$title" == "chappyd: master [emails]"* ]] || fail "master's title: '$title'"
         ok "master titled '$title', 2 workers"
+        status_text=$(in_ct systemctl show -p StatusText --value "$unit")
+        [ -n "$status_text" ] || fail "the master sent no STATUS="
+        ok "the master's STATUS= reads '$status_text'"
     fi
     ctl=(in_ct chappyctl)
     started=$SECONDS
-    push_records redis 1 100 "${ctl[@]}"
+    push_records redis 1 100
     ok "100 jobs pushed with chappyctl (Redis) in $((SECONDS - started)) s"
     wait_until 120 "100 Redis jobs handled" handled_is redis 100
     wait_until 30 "queue emails empty (Redis)" queue_is_empty "${ctl[@]}"
@@ -486,7 +522,7 @@ EOF
         }
         wait_until 60 "workers replaced after reload" replaced
         expect_eq "master after reload" "$(main_pid)" "$master"
-        push_records redis 101 110 "${ctl[@]}"
+        push_records redis 101 110
         wait_until 60 "10 jobs handled after reload" handled_is redis 110
         expect_eq "$unit after reload" "$(in_ct systemctl is-active "$unit")" active
         ok "reload (HUP) replaced workers ($before-> $(children | tr '\n' ' ')) and kept serving"
@@ -505,6 +541,15 @@ EOF
         expect_eq "master after a child's SIGKILL" "$(main_pid)" "$master"
         expect_eq "restarts" "$(in_ct systemctl show -p NRestarts --value "$unit")" 0
         wait_until 30 "a worker forked in the killed one's place" children_count_is 2
+
+        # Type=notify with WatchdogSec=30: alive past it with no restart means WATCHDOG=1
+        # keeps coming from the master loop.
+        watchdog_s=$(($(in_ct systemctl show -p WatchdogUSec --value "$unit" |
+            sed 's/s$//') + 2))
+        wait_until 60 "$unit up for ${watchdog_s} s" uptime_above "$watchdog_s"
+        expect_eq "master after WatchdogSec" "$(main_pid)" "$master"
+        expect_eq "restarts after WatchdogSec" \
+            "$(in_ct systemctl show -p NRestarts --value "$unit")" 0
 
         # stop: a running job finishes (graceful drain), the unit ends in success.
         "${ctl[@]}" push chappy_e2e.Slow --data '{"seconds": 6, "tag": "drain"}' >/dev/null
