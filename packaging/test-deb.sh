@@ -568,7 +568,28 @@ EOF
     in_ct systemctl disable --now "$unit" 2>/dev/null
 fi
 
-# ------------------------------------------------------------------ purge
+# ------------------------------------------------------------------ remove, purge
+
+# remove: every instance stops, enabled or started by hand; config, state and user stay.
+in_ct systemctl enable --now "$unit" 2>/dev/null
+printf 'CHAPPY_WORKERS=1\n' | write_ct /etc/chappyd/by-hand.env
+in_ct systemctl start chappyd@by-hand.service
+expect_eq "instances running before remove" \
+    "$(in_ct systemctl is-active "$unit" chappyd@by-hand.service | tr '\n' ' ')" \
+    "active active "
+if ! in_ct env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q chappyd \
+        >"$work/remove.log" 2>&1; then
+    cat "$work/remove.log" >&2
+    fail "apt remove chappyd"
+fi
+left=$(in_ct pgrep -u chappyd -a || true)
+[ -z "$left" ] || fail "processes of chappyd left after remove: $left"
+for path in /var/lib/chappyd /etc/chappyd.env /etc/chappyd/by-hand.env; do
+    in_ct test -e "$path" || fail "remove deleted $path (only purge may)"
+done
+in_ct getent passwd chappyd >/dev/null || fail "remove deleted the user chappyd"
+ok "apt remove stopped both instances, kept config, state and user"
+
 
 if ! in_ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q chappyd \
         >"$work/purge.log" 2>&1; then
