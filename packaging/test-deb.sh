@@ -79,6 +79,7 @@ cleanup() {
     return "$status"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP  # through cleanup: the container is powered off
 
 # Run a command inside the container, with a clean environment.
 in_ct() {
@@ -214,6 +215,12 @@ container_pid() {
     return 1
 }
 wait_until 30 "container's PID 1" container_pid
+# A container outlives a SIGKILLed nspawn: should this script be SIGKILLed (no trap runs),
+# a watcher in its own session kills the container's PID 1, and the whole container with it.
+setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+    [ "$(cat "/proc/$2/comm" 2>/dev/null)" = systemd ] && kill -KILL "$2"
+    kill -0 "$1" 2>/dev/null || rm -rf "$3"' \
+    watch-container "$$" "$cpid" "$work" </dev/null >/dev/null 2>&1 &
 wait_until 60 "container's systemd listening" in_ct test -S /run/systemd/private
 state=$(timeout 120 nsenter -t "$cpid" -a systemctl is-system-running --wait || true)
 if [ "$state" != running ]; then
