@@ -223,10 +223,13 @@ setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do s
     watch-container "$$" "$cpid" "$work" </dev/null >/dev/null 2>&1 &
 wait_until 60 "container's systemd listening" in_ct test -S /run/systemd/private
 state=$(timeout 120 nsenter -t "$cpid" -a systemctl is-system-running --wait || true)
-if [ "$state" != running ]; then
-    in_ct systemctl --failed --no-pager >&2 || true
-    fail "container booted '$state', expected 'running'"
-fi
+case "$state" in
+    running) ;;
+    degraded)  # a unit of the base system failed: not ours (none is installed yet)
+        say "note: the container booted degraded: $(in_ct systemctl --failed --no-legend |
+            awk '{print $2}' | tr '\n' ' ')" ;;
+    *) fail "container booted '$state', expected 'running'" ;;
+esac
 ok "booted bookworm under systemd in $((SECONDS - booted)) s"
 
 # ------------------------------------------------------------------ install
@@ -467,113 +470,118 @@ expect_eq "$unit stop result (SQLite)" \
     "$(in_ct systemctl show -p Result --value "$unit")" success
 in_ct rm /etc/chappyd/emails.env
 
-# ------------------------------------------------------------------ Redis, 100 jobs
+# ------------------------------------------------------------------ 100 jobs, the master's signals
 
-if [ "$have_redis" -eq 0 ]; then
-    pending "the 100-job scenario on redis-server: push, status, journal [redis]"
-    pending "systemctl reload (HUP) keeps serving [redis, master]"
-    pending "systemctl kill of one child: its job re-run, unit active [redis, master]"
-    pending "systemctl stop drains a running job, Result=success [redis, master]"
-else
+# On Debian's redis-server, configured in /etc/chappyd.env as a user would. Without the
+# Redis driver in the package (pending), the same steps run on the SQLite default.
+if [ "$have_redis" -eq 1 ]; then
+    backend=redis
     expect_eq "redis-server in the container" "$(in_ct systemctl is-active redis-server)" \
         active
-    # Writing into the conffile keeps its 0640 root:chappyd.
-    write_ct /etc/chappyd.env <<'EOF'
-# written by packaging/test-deb.sh
-QUEUE_DRIVER='redis'
+    backend_config="QUEUE_DRIVER='redis'
 REDIS_HOST=127.0.0.1
-REDIS_PORT=6379
+REDIS_PORT=6379"
+    as_user=()  # root, as an admin would: the config is all chappyctl needs
+else
+    backend=sqlite
+    pending "the 100-job scenario on Debian's redis-server (ran on SQLite) [redis]"
+    backend_config="QUEUE_DRIVER='database'"
+    as_user=(runuser -u chappyd --)
+fi
+# Writing into the conffile keeps its 0640 root:chappyd.
+write_ct /etc/chappyd.env <<EOF
+# written by packaging/test-deb.sh
+$backend_config
 MAX_ATTEMPTS=3
 CHAPPY_JOBS=chappy_e2e
 CHAPPY_WORKERS=2
 CHAPPY_GRACEFUL_TIMEOUT=20
 EOF
-    expect_eq "/etc/chappyd.env mode after editing" \
-        "$(in_ct stat -c '%a %U:%G' /etc/chappyd.env)" "640 root:chappyd"
-    in_ct systemctl enable --now "$unit" 2>/dev/null
-    expect_eq "$unit on Redis" "$(in_ct systemctl is-active "$unit")" active
-    master=$(main_pid)
-    if [ "$have_master" -eq 1 ]; then
-        wait_until 30 "2 workers forked" children_count_is 2
-        title=$(in_ct ps -o args= -p "$master")
-        [[ "$title" == "chappyd: master [emails]"* ]] || fail "master's title: '$title'"
-        ok "master titled '$title', 2 workers"
-        status_text=$(in_ct systemctl show -p StatusText --value "$unit")
-        [ -n "$status_text" ] || fail "the master sent no STATUS="
-        ok "the master's STATUS= reads '$status_text'"
-    fi
-    ctl=(in_ct chappyctl)
-    started=$SECONDS
-    push_records redis 1 100
-    ok "100 jobs pushed with chappyctl (Redis) in $((SECONDS - started)) s"
-    wait_until 120 "100 Redis jobs handled" handled_is redis 100
-    wait_until 30 "queue emails empty (Redis)" queue_is_empty "${ctl[@]}"
-    expect_eq "Redis jobs handled, each once" "$(count_events handled redis)" 100
-    expect_eq "JSON job_done lines in the journal (Redis)" "$(job_done_lines)" 100
-    "${ctl[@]}" status
-
-    if [ "$have_master" -eq 0 ]; then
-        pending "systemctl reload (HUP) keeps serving [master]"
-        pending "systemctl kill of one child: its job re-run, unit active [master]"
-        pending "systemctl stop drains a running job, Result=success [master]"
-    else
-        # reload: HUP re-reads the config and replaces the workers; the master stays.
-        before=$(children | tr '\n' ' ')
-        in_ct systemctl reload "$unit"
-        replaced() {
-            local now
-            now=$(children | tr '\n' ' ')
-            [ "$(wc -w <<<"$now")" -eq 2 ] && [ -z "$(comm -12 \
-                <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$now" | sort) |
-                grep -v '^$')" ]
-        }
-        wait_until 60 "workers replaced after reload" replaced
-        expect_eq "master after reload" "$(main_pid)" "$master"
-        push_records redis 101 110
-        wait_until 60 "10 jobs handled after reload" handled_is redis 110
-        expect_eq "$unit after reload" "$(in_ct systemctl is-active "$unit")" active
-        ok "reload (HUP) replaced workers ($before-> $(children | tr '\n' ' ')) and kept serving"
-
-        # Kill one child: `systemctl kill --kill-who=` can only pick main, control or
-        # all, so the child is found in the unit's cgroup and signalled by its pid.
-        "${ctl[@]}" push chappy_e2e.Slow --data '{"seconds": 5, "tag": "kill"}' >/dev/null
-        wait_until 30 "Slow job started" events_at_least started kill 1
-        victim=$(event_field started kill pid)
-        grep -qx "$victim" <<<"$(children)" || fail "job pid $victim is not a child in $unit"
-        expect_eq "victim's parent" "$(in_ct ps -o ppid= -p "$victim" | tr -d ' ')" "$master"
-        in_ct kill -KILL "$victim"
-        wait_until 60 "killed job re-run to the end" events_at_least finished kill 1
-        expect_eq "attempt that finished" "$(event_field finished kill attempt)" 2
-        expect_eq "$unit after a child's SIGKILL" "$(in_ct systemctl is-active "$unit")" active
-        expect_eq "master after a child's SIGKILL" "$(main_pid)" "$master"
-        expect_eq "restarts" "$(in_ct systemctl show -p NRestarts --value "$unit")" 0
-        wait_until 30 "a worker forked in the killed one's place" children_count_is 2
-
-        # Type=notify with WatchdogSec=30: alive past it with no restart means WATCHDOG=1
-        # keeps coming from the master loop.
-        watchdog_s=$(($(in_ct systemctl show -p WatchdogUSec --value "$unit" |
-            sed 's/s$//') + 2))
-        wait_until 60 "$unit up for ${watchdog_s} s" uptime_above "$watchdog_s"
-        expect_eq "master after WatchdogSec" "$(main_pid)" "$master"
-        expect_eq "restarts after WatchdogSec" \
-            "$(in_ct systemctl show -p NRestarts --value "$unit")" 0
-
-        # stop: a running job finishes (graceful drain), the unit ends in success.
-        "${ctl[@]}" push chappy_e2e.Slow --data '{"seconds": 6, "tag": "drain"}' >/dev/null
-        wait_until 30 "drain job started" events_at_least started drain 1
-        started=$SECONDS
-        in_ct systemctl stop "$unit"
-        stop_s=$((SECONDS - started))
-        expect_eq "drain job finished before stop returned" "$(count_events finished drain)" 1
-        expect_eq "$unit stop result" "$(in_ct systemctl show -p Result --value "$unit")" \
-            success
-        expect_eq "$unit main exit status" \
-            "$(in_ct systemctl show -p ExecMainStatus --value "$unit")" 0
-        wait_until 30 "queue emails empty after the drain" queue_is_empty "${ctl[@]}"
-        ok "systemctl stop drained the running job in ${stop_s} s"
-    fi
-    in_ct systemctl disable --now "$unit" 2>/dev/null
+expect_eq "/etc/chappyd.env mode after editing" \
+    "$(in_ct stat -c '%a %U:%G' /etc/chappyd.env)" "640 root:chappyd"
+in_ct systemctl enable --now "$unit" 2>/dev/null
+expect_eq "$unit on $backend" "$(in_ct systemctl is-active "$unit")" active
+master=$(main_pid)
+if [ "$have_master" -eq 1 ]; then
+    wait_until 30 "2 workers forked" children_count_is 2
+    title=$(in_ct ps -o args= -p "$master")
+    [[ "$title" == "chappyd: master [emails]"* ]] || fail "master's title: '$title'"
+    ok "master titled '$title', 2 workers"
+    status_text=$(in_ct systemctl show -p StatusText --value "$unit")
+    [ -n "$status_text" ] || fail "the master sent no STATUS="
+    ok "the master's STATUS= reads '$status_text'"
 fi
+ctl=(in_ct "${as_user[@]}" chappyctl --instance=emails)
+started=$SECONDS
+push_records main 1 100 "${as_user[@]}"
+ok "100 jobs pushed with chappyctl ($backend) in $((SECONDS - started)) s"
+wait_until 120 "100 jobs handled ($backend)" handled_is main 100
+wait_until 30 "queue emails empty ($backend)" queue_is_empty "${ctl[@]}"
+expect_eq "jobs handled, each once ($backend)" "$(count_events handled main)" 100
+expect_eq "JSON job_done lines in the journal ($backend)" "$(job_done_lines)" 100
+"${ctl[@]}" status >&2
+
+if [ "$have_master" -eq 0 ]; then
+    pending "systemctl reload (HUP) keeps serving [master]"
+    pending "systemctl kill of one child: its job re-run, unit active [master]"
+    pending "systemctl stop drains a running job, Result=success [master]"
+else
+    # reload: HUP re-reads the config and replaces the workers; the master stays.
+    before=$(children | tr '\n' ' ')
+    in_ct systemctl reload "$unit"
+    replaced() {
+        local now
+        now=$(children | tr '\n' ' ')
+        [ "$(wc -w <<<"$now")" -eq 2 ] && [ -z "$(comm -12 \
+            <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$now" | sort) |
+            grep -v '^$')" ]
+    }
+    wait_until 60 "workers replaced after reload" replaced
+    expect_eq "master after reload" "$(main_pid)" "$master"
+    push_records main 101 110 "${as_user[@]}"
+    wait_until 60 "10 jobs handled after reload" handled_is main 110
+    expect_eq "$unit after reload" "$(in_ct systemctl is-active "$unit")" active
+    ok "reload (HUP) replaced workers ($before-> $(children | tr '\n' ' ')) and kept serving"
+
+    # Kill one child: `systemctl kill --kill-who=` can only pick main, control or
+    # all, so the child is found in the unit's cgroup and signalled by its pid.
+    "${ctl[@]}" push chappy_e2e.Slow --data '{"seconds": 5, "tag": "kill"}' >/dev/null
+    wait_until 30 "Slow job started" events_at_least started kill 1
+    victim=$(event_field started kill pid)
+    grep -qx "$victim" <<<"$(children)" || fail "job pid $victim is not a child in $unit"
+    expect_eq "victim's parent" "$(in_ct ps -o ppid= -p "$victim" | tr -d ' ')" "$master"
+    in_ct kill -KILL "$victim"
+    wait_until 60 "killed job re-run to the end" events_at_least finished kill 1
+    expect_eq "attempt that finished" "$(event_field finished kill attempt)" 2
+    expect_eq "$unit after a child's SIGKILL" "$(in_ct systemctl is-active "$unit")" active
+    expect_eq "master after a child's SIGKILL" "$(main_pid)" "$master"
+    expect_eq "restarts" "$(in_ct systemctl show -p NRestarts --value "$unit")" 0
+    wait_until 30 "a worker forked in the killed one's place" children_count_is 2
+
+    # Type=notify with WatchdogSec=30: alive past it with no restart means WATCHDOG=1
+    # keeps coming from the master loop.
+    watchdog_s=$(($(in_ct systemctl show -p WatchdogUSec --value "$unit" |
+        sed 's/s$//') + 2))
+    wait_until 60 "$unit up for ${watchdog_s} s" uptime_above "$watchdog_s"
+    expect_eq "master after WatchdogSec" "$(main_pid)" "$master"
+    expect_eq "restarts after WatchdogSec" \
+        "$(in_ct systemctl show -p NRestarts --value "$unit")" 0
+
+    # stop: a running job finishes (graceful drain), the unit ends in success.
+    "${ctl[@]}" push chappy_e2e.Slow --data '{"seconds": 6, "tag": "drain"}' >/dev/null
+    wait_until 30 "drain job started" events_at_least started drain 1
+    started=$SECONDS
+    in_ct systemctl stop "$unit"
+    stop_s=$((SECONDS - started))
+    expect_eq "drain job finished before stop returned" "$(count_events finished drain)" 1
+    expect_eq "$unit stop result" "$(in_ct systemctl show -p Result --value "$unit")" \
+        success
+    expect_eq "$unit main exit status" \
+        "$(in_ct systemctl show -p ExecMainStatus --value "$unit")" 0
+    wait_until 30 "queue emails empty after the drain" queue_is_empty "${ctl[@]}"
+    ok "systemctl stop drained the running job in ${stop_s} s"
+fi
+in_ct systemctl disable --now "$unit" 2>/dev/null
 
 # ------------------------------------------------------------------ remove, purge
 
