@@ -3,15 +3,17 @@ the master over its pipe, and leave on the master's word, its own limits, or the
 master's death.
 
 Signals to a child: TERM finish the current job then exit; QUIT stop now (a running
-job is interrupted and released, attempt refunded); TSTP/CONT pause/resume
-reserving; USR1 reopen log files. INT, HUP, TTIN and TTOU are the master's business:
-a Ctrl-C reaches the whole process group, and the master decides what happens.
+job is interrupted and released, attempt refunded); USR1 reopen log files. INT, HUP,
+TSTP, TTIN and TTOU are the master's business: a Ctrl-C or Ctrl-Z reaches the whole
+process group, and the master decides what happens (pausing reaches children
+through a shared flag, see SharedFlag).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 import signal
 import time
@@ -60,6 +62,24 @@ class Budget(Protocol):
     def release(self) -> None: ...
 
 
+class SharedFlag:
+    """One byte of memory shared by the master and every child forked after it.
+
+    Pausing goes through this, not through TSTP/CONT sent to children: Python runs
+    pending signal handlers in signal-number order, so a child that got TSTP and then
+    CONT in quick succession would see CONT (18) before TSTP (20) and stay paused.
+    """
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, 1)  # anonymous and MAP_SHARED: survives fork()
+
+    def set(self, value: bool) -> None:
+        self._memory[0] = 1 if value else 0
+
+    def is_set(self) -> bool:
+        return self._memory[0] == 1
+
+
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
     """Everything a child needs, fixed in the master before fork."""
@@ -72,7 +92,7 @@ class ChildSpec:
     max_jobs: int | None  # this child's recycling limit, jitter applied; None = never
     budget: Budget | None = None
     close_fds: Sequence[int] = ()
-    paused: bool = False
+    paused: SharedFlag | None = None  # the master's pause (TSTP/CONT)
 
 
 def owner_of(host: str, master_pid: int, child_pid: int) -> str:
@@ -107,7 +127,6 @@ class Child(WorkerEvents):
         self.reports = ReportWriter(spec.report_fd)
         self.owner = owner_of(spec.host, spec.master_pid, os.getpid())
         self.stopping = False
-        self.paused = spec.paused
         self.in_job = False
         self._reopen_logs = False
         self._last_alive = 0.0
@@ -124,7 +143,7 @@ class Child(WorkerEvents):
                 os.close(fd)
         handlers: dict[int, Any] = {
             signal.SIGTERM: self._on_term, signal.SIGQUIT: self._on_quit,
-            signal.SIGTSTP: self._on_tstp, signal.SIGCONT: self._on_cont,
+            signal.SIGTSTP: signal.SIG_IGN, signal.SIGCONT: signal.SIG_DFL,
             signal.SIGUSR1: self._on_usr1, signal.SIGINT: signal.SIG_IGN,
             signal.SIGHUP: signal.SIG_IGN, signal.SIGTTIN: signal.SIG_IGN,
             signal.SIGTTOU: signal.SIG_IGN, signal.SIGCHLD: signal.SIG_DFL,
@@ -151,11 +170,9 @@ class Child(WorkerEvents):
             # the worker releases the job (attempt refunded) and re-raises
             raise Interrupt("the daemon is stopping")
 
-    def _on_tstp(self, signum: int, frame: FrameType | None) -> None:
-        self.paused = True
-
-    def _on_cont(self, signum: int, frame: FrameType | None) -> None:
-        self.paused = False
+    @property
+    def paused(self) -> bool:
+        return self.spec.paused is not None and self.spec.paused.is_set()
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
         self._reopen_logs = True

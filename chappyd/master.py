@@ -32,6 +32,7 @@ from chappyd.child import (
     FORK_BLOCKED_SIGNALS,
     Budget,
     ChildSpec,
+    SharedFlag,
     owner_of,
     run_child,
 )
@@ -146,6 +147,7 @@ class Master:
         self.signals: deque[int] = deque()
         self.timers = Timers()
         self.paused = False
+        self.pause_flag = SharedFlag()
         self.jobs_done = 0
         self.exit_status = ExitStatus.OK
         self.boot_failures = 0
@@ -242,7 +244,7 @@ class Master:
         if self.paused != paused:
             self.paused = paused
             log.info("reserving_paused" if paused else "reserving_resumed")
-        self._signal_children(signal.SIGTSTP if paused else signal.SIGCONT)
+        self.pause_flag.set(paused)
         self._title()
 
     def stop(self, graceful: bool) -> None:
@@ -342,7 +344,7 @@ class Master:
         spec = ChildSpec(
             slot=slot, host=self.host, master_pid=self.pid, settings=self.settings,
             report_fd=write_fd, max_jobs=self._child_max_jobs(), budget=self.budget,
-            close_fds=(read_fd, self._wake_r, self._wake_w, *others), paused=self.paused,
+            close_fds=(read_fd, self._wake_r, self._wake_w, *others), paused=self.pause_flag,
         )
         # signals stay blocked across fork() until the child has its own handlers, so
         # a TERM sent to a brand-new child is never handled by the master's code

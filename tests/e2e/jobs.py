@@ -62,3 +62,50 @@ class Stubborn(Job):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(60)
         record("done", self)
+
+
+class SleepOnce(Job):
+    """Sleeps `data["sleep"]` s the first time it ever runs (a marker file remembers),
+    then runs fast: a job a stop interrupts, re-run later."""
+
+    tries = 3
+
+    def handle(self) -> None:
+        marker = f"{os.environ['E2E_RECORD']}.{self.job_id}.slept"
+        record("start", self)
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(float(self.data.get("sleep", 30)))
+        record("done", self)
+
+
+class KillAlways(Job):
+    """SIGKILLs its child every time: a poison job that must end failed."""
+
+    tries = 2
+
+    def backoff(self) -> int:
+        return 0
+
+    def handle(self) -> None:
+        record("start", self)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Slow(Job):
+    """Sleeps past its timeout; the worker's own SIGALRM stops it."""
+
+    tries = 1
+    timeout = 1
+
+    def handle(self) -> None:
+        record("start", self)
+        time.sleep(30)
+
+
+class Env(Job):
+    """Records the value of the environment variable `data["var"]` as its name."""
+
+    def handle(self) -> None:
+        self.data["name"] = os.environ.get(str(self.data["var"]), "unset")
+        record("done", self)
