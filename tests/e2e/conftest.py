@@ -23,6 +23,7 @@ from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, JobRecord
 from chappyd.manager import QueueManager
 from tests.conftest import settings_for
+from tests.e2e import jobs
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPPYD = str(Path(sys.executable).parent / "chappyd")
@@ -150,7 +151,8 @@ class E2E:
 
     def push(self, job: str, n: int = 1, queue: str = "default", delay: float = 0,
              **data: object) -> list[str]:
-        return [self.manager.dispatch(f"tests.e2e.jobs.{job}", {**data, "name": f"{job}{i}"},
+        cls = getattr(jobs, job)  # by class: its `tries` goes into the payload
+        return [self.manager.dispatch(cls, {**data, "name": f"{job}{i}"},
                                       queue=queue, delay=delay) for i in range(n)]
 
     def start(self, *args: str, **env: str) -> Daemon:
