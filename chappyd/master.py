@@ -546,7 +546,7 @@ class Master:
             self._backend(lambda d: d.heartbeat(self._info()))
             self.timers.heartbeat = now + HEARTBEAT_INTERVAL_S
         if (self.options.stop_when_empty and self.state is State.RUNNING
-                and now >= self.timers.empty_check):
+                and not self.announce_ready and now >= self.timers.empty_check):
             self.timers.empty_check = now + STOP_WHEN_EMPTY_EVERY_S
             if not self.pending and self._backend(self._queues_empty):
                 log.info("queues_empty", jobs=self.jobs_done)

@@ -155,18 +155,21 @@ class E2E:
         return [self.manager.dispatch(cls, {**data, "name": f"{job}{i}"},
                                       queue=queue, delay=delay) for i in range(n)]
 
-    def start(self, *args: str, **env: str) -> Daemon:
+    def start(self, *args: str, **env: str | None) -> Daemon:
+        """Start chappyd with `args`; `env` adds variables (None removes one)."""
         _ = self.driver  # the schema exists before the first push or start
         log_path = self.tmp / f"chappyd-{len(self.daemons)}.log"
         with open(log_path, "ab") as log_file:
-            proc = subprocess.Popen([CHAPPYD, *args], env={**self.env, **env},
+            full_env = {k: v for k, v in {**self.env, **env}.items() if v is not None}
+            proc = subprocess.Popen([CHAPPYD, *args], env=full_env,
                                     stdout=log_file, stderr=log_file, cwd=self.tmp,
                                     start_new_session=True)
         daemon = Daemon(proc, log_path)
         self.daemons.append(daemon)
         return daemon
 
-    def run(self, *args: str, timeout_s: float = 30.0, **env: str) -> tuple[int, Daemon]:
+    def run(self, *args: str, timeout_s: float = 30.0,
+            **env: str | None) -> tuple[int, Daemon]:
         daemon = self.start(*args, **env)
         return daemon.wait(timeout_s), daemon
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -88,18 +89,16 @@ def test_titles_show_the_running_job_and_slots_survive_replacement(e2e: E2E) -> 
     daemon = e2e.start("--workers=1")
     running = f"chappyd: worker 1 [default] running tests.e2e.jobs.Record#{job_id}"
     wait_until(lambda: list(daemon.worker_titles().values()) == [running], 15, running)
-    (child,) = daemon.children()
     daemon.signal(signal.SIGQUIT)
     assert daemon.wait(10) == 0
 
     daemon = e2e.start("--workers=1")
     (old,) = daemon.wait_ready(1)
-    wait_until(lambda: e2e.events("start"), 15, "the job to start again")
-    import os
+    wait_until(lambda: len(e2e.events("start")) == 2, 15, "the job to start again")
     os.kill(old, signal.SIGKILL)
     wait_until(lambda: (kids := daemon.children()) and kids != [old], 10, "a replacement")
-    wait_until(lambda: list(daemon.worker_titles().values())[0].startswith(
-        "chappyd: worker 1 [default] "), 5, "the replacement in slot 1")
+    wait_until(lambda: [t.split(" [")[0] for t in daemon.worker_titles().values()] == [
+        "chappyd: worker 1"], 5, "the replacement in slot 1")
     daemon.signal(signal.SIGQUIT)
     assert daemon.wait(10) == 0
 
