@@ -21,8 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from types import FrameType
-from typing import TypeVar
 
 import structlog
 
@@ -36,16 +34,17 @@ from chappyd.child import (
     owner_of,
     run_child,
 )
+from chappyd.children import ChildProc, Doom, RunningJob, describe_status, settlement_for
 from chappyd.config import Settings
-from chappyd.drivers import open_driver
 from chappyd.drivers.base import HEARTBEAT_INTERVAL_S, Driver, WorkerInfo
-from chappyd.errors import BackendUnavailable, ChappyError, ExitStatus
+from chappyd.errors import ChappyError, ExitStatus
+from chappyd.inbox import SignalInbox
 from chappyd.jobs import Registry
-from chappyd.reclaim import Settle, Settlement, settle
+from chappyd.link import BackendLink
+from chappyd.reclaim import Settlement, settle
 from chappyd.reports import Kind, Report, ReportReader, readable
 
 log = structlog.get_logger("chappyd.master")
-T = TypeVar("T")
 
 #: A child whose job outlived its timeout by this much is SIGKILLed: the worker's
 #: own SIGALRM did not bring it back (a job blocking in C code, or ignoring it).
@@ -56,7 +55,7 @@ HUNG_AFTER_S = 60.0
 BOOT_TIMEOUT_S = 30.0
 #: Consecutive boot failures (no child became ready in between) before giving up.
 MAX_BOOT_FAILURES = 5
-#: Backoff for respawns after boot failures and for backend retries: first, cap.
+#: Backoff for respawns after boot failures: first, cap.
 BACKOFF_S = (0.25, 10.0)
 #: expire_leases every this often at most: any master takes over within lease + 5 s.
 EXPIRE_EVERY_S = 4.0
@@ -65,23 +64,10 @@ STATUS_EVERY_S = 1.0
 LOOP_TICK_S = 0.25
 MAX_WORKERS = 256
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
-                   signal.SIGTTIN, signal.SIGTTOU, signal.SIGTSTP, signal.SIGCONT,
-                   signal.SIGUSR1, signal.SIGCHLD)
-
-
 class State(StrEnum):
     STARTING = "starting"  # waiting for the backend before the first fork
     RUNNING = "running"
     STOPPING = "stopping"  # no new children; waiting for the current ones to leave
-
-
-class Doom(StrEnum):
-    """Why the master ended a child; decides what happens to its jobs."""
-
-    STOP = "stop"        # daemon stopping: jobs released, attempts refunded
-    TIMEOUT = "timeout"  # its job ran past timeout + grace: JobTimeout, a failed attempt
-    HUNG = "hung"        # silent too long while idle, or never booted
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,29 +76,6 @@ class RunOptions:
 
     max_jobs: int | None = None  # --max: finished attempts across all children
     stop_when_empty: bool = False
-
-
-@dataclass(slots=True)
-class RunningJob:
-    id: str
-    name: str
-    timeout_s: float
-    started: float  # monotonic
-
-
-@dataclass(slots=True)
-class ChildProc:
-    slot: int
-    pid: int
-    owner: str
-    reader: ReportReader
-    spawned: float
-    last_seen: float
-    ready: bool = False
-    job: RunningJob | None = None
-    doom: Doom | None = None
-    retiring: bool = False  # told to leave; its slot is free for a successor
-    jobs_done: int = 0
 
 
 @dataclass(slots=True)
@@ -125,7 +88,6 @@ class Timers:
     empty_check: float = 0.0
     status: float = 0.0
     watchdog: float = 0.0
-    backend_retry: float = 0.0
     spawn: float = 0.0
     stop_deadline: float = 0.0
 
@@ -144,7 +106,7 @@ class Master:
         self.children: dict[int, ChildProc] = {}
         self.slots: dict[int, int] = {}  # slot -> pid of its current (non-retiring) child
         self.pending: deque[Settlement] = deque()
-        self.signals: deque[int] = deque()
+        self.inbox = SignalInbox()
         self.timers = Timers()
         self.paused = False
         self.pause_flag = SharedFlag()
@@ -154,12 +116,8 @@ class Master:
         self.interrupts = 0
         self.announce_ready = True
         self.started_at = time.time()
-        self._driver: Driver | None = None
-        self._outage_since: float | None = None
-        self._backoff_s = BACKOFF_S[0]
+        self.link = BackendLink(settings)
         self._last_status = ""
-        self._last_error = ""
-        self._wake_r, self._wake_w = os.pipe()
         self.budget: Budget | None = None
         if options.max_jobs is not None:
             import multiprocessing
@@ -169,7 +127,7 @@ class Master:
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> int:
-        self._install_signals()
+        self.inbox.install()
         structlog.contextvars.bind_contextvars(pid=self.pid)
         self._title()
         log.info("master_started", queues=list(self.settings.queues), workers=self.target,
@@ -189,33 +147,15 @@ class Master:
         return int(self.exit_status)
 
     def _wait(self) -> None:
-        fds = [self._wake_r, *(c.reader.fd for c in self.children.values())]
-        for fd in readable(fds, self._tick()):
-            if fd == self._wake_r:
-                with contextlib.suppress(OSError):
-                    os.read(self._wake_r, 4096)
-
-    def _tick(self) -> float:
         # children's reports and signals wake the loop at once; chores are due at
         # most every lease/3 >= 0.66 s, so a quarter-second tick keeps them on time
-        return 0.0 if self.signals else LOOP_TICK_S
+        fds = [self.inbox.wake_fd, *(c.reader.fd for c in self.children.values())]
+        readable(fds, 0.0 if self.inbox else LOOP_TICK_S)
 
     # -- signals ---------------------------------------------------------------------------
-    def _install_signals(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, self._record_signal)
-
-    def _record_signal(self, signum: int, frame: FrameType | None) -> None:
-        # record only: no logging, no I/O, no locks in signal context (gunicorn #3198)
-        self.signals.append(signum)
-
     def _handle_signals(self) -> None:
         reload = False
-        while self.signals:
-            signum = self.signals.popleft()
+        for signum in self.inbox.drain():
             if signum == signal.SIGCHLD:
                 continue  # the reap below runs every turn anyway
             log.info("signal_received", signal=signal.Signals(signum).name)
@@ -291,7 +231,8 @@ class Master:
         for warning in settings.warnings:
             log.warning("config_warning", problem=warning)
         self.settings, self.target = settings, settings.workers
-        self._close_driver()  # the backend URL may have changed
+        self.link.close()  # the backend URL may have changed
+        self.link.settings = settings
         self._retire([c for c in self.children.values() if not c.retiring])
         self.announce_ready = True
         log.info("reloaded", queues=list(settings.queues), workers=self.target)
@@ -310,7 +251,7 @@ class Master:
             return  # backing off after boot failures
         missing = [slot for slot in range(1, self.target + 1) if slot not in self.slots]
         if missing:
-            self._close_driver()  # never carry a backend connection across fork()
+            self.link.close()  # never carry a backend connection across fork()
             for slot in missing:
                 self._spawn(slot)
         if self.announce_ready and self._all_ready():
@@ -326,14 +267,14 @@ class Master:
         """Reach the backend (creating the schema) before the first fork; a backend
         that is down is waited for, not a configuration error (DESIGN §4)."""
         if self.settings.auto_migrate:
-            reached = self._backend(lambda d: (d.migrate(), True)[1])
+            reached = self.link.call(lambda d: (d.migrate(), True)[1])
         else:
-            reached = self._backend(lambda d: (d.paused_queues(), True)[1])
+            reached = self.link.call(lambda d: (d.paused_queues(), True)[1])
         if not reached:
             return
-        warn = getattr(self._driver, "persistence_warning", None)
+        warn = getattr(self.link.driver, "persistence_warning", None)
         if callable(warn):
-            problem = self._backend(lambda d: warn())
+            problem = self.link.call(lambda d: warn())
             if problem:
                 log.warning("persistence_warning", problem=str(problem))
         self.state = State.RUNNING
@@ -344,7 +285,7 @@ class Master:
         spec = ChildSpec(
             slot=slot, host=self.host, master_pid=self.pid, settings=self.settings,
             report_fd=write_fd, max_jobs=self._child_max_jobs(), budget=self.budget,
-            close_fds=(read_fd, self._wake_r, self._wake_w, *others), paused=self.pause_flag,
+            close_fds=(read_fd, *self.inbox.fds, *others), paused=self.pause_flag,
         )
         # signals stay blocked across fork() until the child has its own handlers, so
         # a TERM sent to a brand-new child is never handled by the master's code
@@ -439,32 +380,17 @@ class Master:
             self._after_death(child, status)
 
     def _after_death(self, child: ChildProc, status: int) -> None:
-        how = describe_status(status)
-        clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-        fields = dict(worker=child.slot, child_pid=child.pid, status=how,
+        fields = dict(worker=child.slot, child_pid=child.pid, status=describe_status(status),
                       jobs=child.jobs_done)
         if child.doom is Doom.STOP:
             log.info("child_stopped", **fields)
-            self.pending.append(Settlement(child.owner, Settle.REFUND))
-            return
-        if clean and child.job is None:
+        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and child.job is None:
             log.info("child_exited", **fields)
         else:
             log.error("child_died", **fields, doom=child.doom and str(child.doom))
-        if not child.ready:
+        if not child.ready and child.doom is not Doom.STOP:
             self._boot_failed(child, status)
-        job = child.job
-        if job is None:
-            self.pending.append(Settlement(child.owner, Settle.FAILED))
-            return
-        duration_s = round(time.monotonic() - job.started, 6)
-        if child.doom is Doom.TIMEOUT:
-            error = (f"JobTimeout: {job.name} exceeded its timeout of {job.timeout_s:g} s "
-                     f"and its worker did not stop; killed with signal 9")
-        else:
-            error = (f"WorkerDied: worker {child.slot} (pid {child.pid}) running "
-                     f"{job.name} {how}")
-        self.pending.append(Settlement(child.owner, Settle.FAILED, job.id, error, duration_s))
+        self.pending.append(settlement_for(child, status))
 
     def _boot_failed(self, child: ChildProc, status: int) -> None:
         self.boot_failures += 1
@@ -484,7 +410,7 @@ class Master:
     def _settle_pending(self) -> None:
         while self.pending:
             item = self.pending[0]
-            result = self._backend(
+            result = self.link.call(
                 lambda d, item=item: settle(d, self.registry, self.settings, item))
             if result is None:
                 return  # backend down: retried on a later turn, in order
@@ -494,8 +420,8 @@ class Master:
 
     def _pending_left(self) -> bool:
         # a stop does not wait forever for a dead backend: leases expire instead
-        if self.pending and self._outage_since is not None:
-            waited = time.monotonic() - self._outage_since
+        if self.pending and self.link.outage_since is not None:
+            waited = time.monotonic() - self.link.outage_since
             if waited > self.settings.lease_s and self.state is State.STOPPING:
                 log.warning("settlements_abandoned", count=len(self.pending),
                             note="their leases expire and any master takes them back")
@@ -535,20 +461,20 @@ class Master:
         lease_s = self.settings.lease_s
         owners = [c.owner for c in self.children.values()]
         if (owners and now >= self.timers.lease
-                and self._backend(lambda d: d.extend_leases(owners, lease_s)) is not None):
+                and self.link.call(lambda d: d.extend_leases(owners, lease_s)) is not None):
             self.timers.lease = now + lease_s / 3
         if self.state is not State.STARTING and now >= self.timers.expire:
-            expired = self._backend(lambda d: d.expire_leases())
+            expired = self.link.call(lambda d: d.expire_leases())
             if expired:
                 log.warning("leases_expired", count=expired)
             self.timers.expire = now + min(EXPIRE_EVERY_S, lease_s / 2)
         if self.state is not State.STARTING and now >= self.timers.heartbeat:
-            self._backend(lambda d: d.heartbeat(self._info()))
+            self.link.call(lambda d: d.heartbeat(self._info()))
             self.timers.heartbeat = now + HEARTBEAT_INTERVAL_S
         if (self.options.stop_when_empty and self.state is State.RUNNING
                 and not self.announce_ready and now >= self.timers.empty_check):
             self.timers.empty_check = now + STOP_WHEN_EMPTY_EVERY_S
-            if not self.pending and self._backend(self._queues_empty):
+            if not self.pending and self.link.call(self._queues_empty):
                 log.info("queues_empty", jobs=self.jobs_done)
                 self.stop(graceful=True)
         if now >= self.timers.status:
@@ -570,48 +496,12 @@ class Master:
     def _busy(self) -> int:
         return sum(c.job is not None for c in self.children.values())
 
-    @property
-    def driver(self) -> Driver:
-        if self._driver is None:
-            self._driver = open_driver(self.settings)
-        return self._driver
-
-    def _close_driver(self) -> None:
-        if self._driver is not None:
-            try:
-                self._driver.close()
-            except Exception as exc:  # closing a broken connection may fail; it is gone
-                log.debug("driver_close_failed", error=str(exc))
-            self._driver = None
-
-    def _backend(self, call: Callable[[Driver], T]) -> T | None:
-        """Run `call` on the driver; None while the backend is down. An outage is
-        logged once, retried with backoff, and never stops the master."""
-        now = time.monotonic()
-        if self._outage_since is not None and now < self.timers.backend_retry:
-            return None
-        try:
-            result = call(self.driver)
-        except BackendUnavailable as exc:
-            if self._outage_since is None:
-                self._outage_since = now
-                log.error("backend_unavailable", error=str(exc))
-            self.timers.backend_retry = now + self._backoff_s
-            self._backoff_s = min(self._backoff_s * 2, BACKOFF_S[1])
-            self._last_error = str(exc)
-            self._close_driver()
-            return None
-        if self._outage_since is not None:
-            log.info("backend_available", outage_s=round(now - self._outage_since, 3))
-            self._outage_since, self._backoff_s = None, BACKOFF_S[0]
-        return result
-
     # -- status and titles ---------------------------------------------------------------------
     def _status_text(self) -> str:
-        if self._outage_since is not None:
+        if self.link.outage_since is not None:
             what = "waiting for the backend" if self.state is State.STARTING else \
                 "backend unavailable"
-            return f"{what}: {self._last_error}"
+            return f"{what}: {self.link.last_error}"
         text = (f"{len(self.slots)} of {self.target} workers, {self._busy()} busy, "
                 f"{self.jobs_done} jobs done")
         if self.paused:
@@ -640,23 +530,9 @@ class Master:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
                 child = self.children.pop(pid)
-                self._backend(lambda d, owner=child.owner: d.release_owner(owner))
+                self.link.call(lambda d, owner=child.owner: d.release_owner(owner))
         if self.state is not State.STARTING:
-            self._backend(lambda d: d.remove_worker(self.host, self.pid))
-        self._close_driver()
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+            self.link.call(lambda d: d.remove_worker(self.host, self.pid))
+        self.link.close()
+        self.inbox.close()
         log.info("master_stopped", jobs=self.jobs_done, status=int(self.exit_status))
-
-
-def describe_status(status: int) -> str:
-    """`exited with code 1` or `was killed by signal 9 (SIGKILL)`."""
-    if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = "unknown"
-        return f"was killed by signal {signum} ({name})"
-    return f"exited with code {os.WEXITSTATUS(status)}"
