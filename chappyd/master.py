@@ -177,8 +177,8 @@ class Master:
             elif signum == signal.SIGUSR1:
                 logs.reopen_log_files()
                 self._signal_children(signal.SIGUSR1)
-        if reload and self.state is State.RUNNING:
-            self.reload()
+        if reload and self.state is not State.STOPPING:
+            self.reload()  # also while waiting for the backend: the URL may be the fix
 
     def _pause(self, paused: bool) -> None:
         if self.paused != paused:
