@@ -243,8 +243,11 @@ class Child(WorkerEvents):
         try:
             outcome = str(self.worker.process(reservation))
         except BackendUnavailable:
-            # the outcome could not be recorded; _recover() gives the job back
+            # the outcome could not be recorded; _recover() gives the job back, and
+            # its --max allowance goes back too: it will run again
             self.reports.send(Kind.FINISHED, id=reservation.id, outcome="unrecorded")
+            if budget is not None:
+                budget.release()
             raise
         self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
                           duration_s=round(time.monotonic() - began, 6))

@@ -41,7 +41,7 @@ class Settlement:
 
 
 def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlement) -> bool:
-    """Settle `item`; True when its running job counted as a finished attempt.
+    """Settle `item`; True when it ends a started attempt (for --max counting).
     Raises BackendUnavailable (nothing half-done matters: every step is guarded by
     the reservation's token, so a retry of the whole settlement is safe)."""
     if item.how is Settle.REFUND:
@@ -56,7 +56,9 @@ def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlem
         driver.release(unstarted)
     for reservation in running:
         _failed_attempt(driver, registry, settings, reservation, item)
-    return bool(running)
+    # a started job no longer held was finished by the child itself just before it
+    # died (acked or retried, the report lost): an attempt all the same (--max counts it)
+    return item.job_id is not None
 
 
 def _failed_attempt(driver: Driver, registry: Registry, settings: Settings,
