@@ -62,6 +62,13 @@ class Budget(Protocol):
     def release(self) -> None: ...
 
 
+class _WakeUp(Interrupt):
+    """Ends an idle wait on TERM, so that idle children leave at once instead of at
+    the end of their wait (up to IDLE_WAIT_S). Raised only while idle in
+    driver.wait(), where no transaction is open and the child exits right after (an
+    Interrupt, so that one escaping the wait still ends the child cleanly)."""
+
+
 class SharedFlag:
     """One byte of memory shared by the master and every child forked after it.
 
@@ -128,6 +135,7 @@ class Child(WorkerEvents):
         self.owner = owner_of(spec.host, spec.master_pid, os.getpid())
         self.stopping = False
         self.in_job = False
+        self.in_wait = False
         self._reopen_logs = False
         self._last_alive = 0.0
         self._setup_process()
@@ -163,9 +171,15 @@ class Child(WorkerEvents):
     # -- signal handlers: record, or interrupt the running job -------------------------
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+        if self.in_wait:
+            self.in_wait = False
+            raise _WakeUp()
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+        if self.in_wait:
+            self.in_wait = False
+            raise _WakeUp()
         if self.in_job:
             # the worker releases the job (attempt refunded) and re-raises
             raise Interrupt("the daemon is stopping")
@@ -237,7 +251,7 @@ class Child(WorkerEvents):
         if reservation is None:
             if budget is not None:
                 budget.release()
-            self.worker.driver.wait(self.queues, IDLE_WAIT_S)
+            self._idle_wait()
             return False
         began = time.monotonic()
         try:
@@ -252,6 +266,17 @@ class Child(WorkerEvents):
         self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
                           duration_s=round(time.monotonic() - began, 6))
         return True
+
+    def _idle_wait(self) -> None:
+        if self.stopping:
+            return
+        try:
+            self.in_wait = True
+            self.worker.driver.wait(self.queues, IDLE_WAIT_S)
+        except _WakeUp:
+            pass
+        finally:
+            self.in_wait = False
 
     def _recover(self, outage_since: float) -> None:
         """The first call after an outage: jobs whose outcome we could not record go
