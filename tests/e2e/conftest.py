@@ -55,6 +55,20 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def zombies_of(pid: int) -> list[int]:
+    """Children of `pid` that died and were not reaped."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] == "Z":
+                found.append(int(entry))
+    return found
+
+
 def process_state(pid: int) -> str | None:
     """'R', 'S', 'Z'... or None when the process is gone."""
     try:

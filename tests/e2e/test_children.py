@@ -10,7 +10,7 @@ from collections import Counter
 
 from chappyd.drivers.base import JobState
 from chappyd.errors import ExitStatus
-from tests.e2e.conftest import E2E, title_of, wait_until
+from tests.e2e.conftest import E2E, title_of, wait_until, zombies_of
 
 
 def test_a_killed_childs_job_is_retried_at_once_and_the_child_replaced(e2e: E2E) -> None:
@@ -28,6 +28,7 @@ def test_a_killed_childs_job_is_retried_at_once_and_the_child_replaced(e2e: E2E)
     assert record.exception is not None and record.exception.startswith("WorkerDied:")
     assert "signal 9" in record.exception
     wait_until(lambda: sorted(_slots(daemon.worker_titles())) == [1, 2], 10, "two slots")
+    wait_until(lambda: zombies_of(daemon.pid) == [], 5, "every dead child reaped")
     assert len(daemon.logged("child_died")) == 3
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(15) == 0
