@@ -21,6 +21,10 @@ def test_sigterm_lets_the_running_job_finish(e2e: E2E) -> None:
     assert e2e.job(job_id) is None  # acked
     daemon.assert_no_leftovers()
     assert daemon.logged("child_died") == []
+    (done,) = daemon.logged("job_done")
+    assert {k: done[k] for k in ("job", "job_id", "queue", "attempt")} == {
+        "job": "tests.e2e.jobs.Record", "job_id": job_id, "queue": "default", "attempt": 1}
+    assert float(str(done["duration_s"])) >= 1.5 and done["worker"] in (1, 2)
 
 
 def test_graceful_timeout_releases_the_job_with_its_attempt_refunded(e2e: E2E) -> None:
