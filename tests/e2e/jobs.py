@@ -109,3 +109,13 @@ class Env(Job):
     def handle(self) -> None:
         self.data["name"] = os.environ.get(str(self.data["var"]), "unset")
         record("done", self)
+
+
+class Backoff(Job):
+    """Never run: its backoff is what the master's settlement reads."""
+
+    def backoff(self) -> list[int]:
+        return [7, 60]
+
+    def handle(self) -> None:
+        record("done", self)
