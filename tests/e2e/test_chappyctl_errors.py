@@ -56,6 +56,7 @@ def silent_env(backend: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], s
         holder.execute("CREATE TABLE t (x)")
         holder.execute("BEGIN EXCLUSIVE")
         holder.execute("INSERT INTO t VALUES (1)")
+        # the driver's busy wait (10 s) would miss the contract: the deadline answers
         yield {"DATABASE_URL": f"sqlite:///{path}"}, f"SQLite database {path}"
         holder.close()
         return
@@ -78,13 +79,18 @@ def test_backend_down_one_line_naming_it_exit_1(down_env, args):
 
 
 def test_silent_backend_is_reported_within_10_s(silent_env):
+    """A server that never answers: SQLite blocked in C on a lock, a TCP port that
+    takes the connection and says nothing."""
     env, name = silent_env
     started = time.monotonic()
     result = ctl(env, "status", timeout=30)
     elapsed = time.monotonic() - started
-    assert result.returncode == 1, result.stderr
-    assert result.stderr == f"chappyctl: error: cannot reach {name}: no answer within 7 s\n"
-    assert 6.5 < elapsed < ANSWER_WITHIN_S
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    # the driver's own connect timeout may answer first (libpq's connect_timeout);
+    # otherwise chappyctl's 7 s deadline on the first contact does
+    assert result.stderr.startswith(f"chappyctl: error: cannot reach {name}: ")
+    assert result.stderr.count("\n") == 1 and PASSWORD not in result.stderr
+    assert elapsed < ANSWER_WITHIN_S
 
 
 def test_bad_config_is_78_and_names_key_and_source(backend_env, driver, tmp_path):
