@@ -76,27 +76,25 @@ def test_unregistered_name_is_refused_unless_forced(backend_env, driver):
 
 
 @pytest.mark.parametrize(("args", "stdin", "message"), [
-    (["--data", "{oops"], None, "chappyctl: error: --data='{oops' (from --data): not valid "
-     "JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n"),
-    (["--data", "[1, 2]"], None, "chappyctl: error: --data='[1, 2]' (from --data): must be a "
-     "JSON object, not an array\n"),
-    (["--data", "-"], "42", "chappyctl: error: --data='42' (from stdin (--data -)): must be a "
-     "JSON object, not a number\n"),
-    (["--data", "-"], "", "chappyctl: error: --data='' (from stdin (--data -)): not valid "
-     "JSON: Expecting value: line 1 column 1 (char 0)\n"),
-    (["--queue", "has space"], None, "chappyctl: error: --queue='has space' (from --queue): "
-     "invalid queue name 'has space': use 1-128 letters, digits and _ . : @ / - "
-     "(no spaces or braces)\n"),
-    (["--delay", "-1"], None, "chappyctl: error: --delay='-1' (from --delay): must be a "
-     "finite number of seconds, 0 or more\n"),
-    (["--max-attempts", "0"], None, "chappyctl: error: --max-attempts='0' (from "
-     "--max-attempts): must be at least 1\n"),
+    (["--data", "{oops"], None, "--data is not valid JSON: Expecting property name enclosed "
+     "in double quotes: line 1 column 2 (char 1)"),
+    (["--data", "[1, 2]"], None, "--data must be a JSON object, not a list"),
+    (["--data", "null"], None, "--data must be a JSON object, not null"),
+    (["--data", "-"], "42", "--data (from stdin) must be a JSON object, not an int"),
+    (["--data", "-"], "", "--data (from stdin) is not valid JSON: Expecting value: line 1 "
+     "column 1 (char 0)"),
+    (["--queue", "has space"], None, "--queue='has space': invalid queue name 'has space': "
+     "use 1-128 letters, digits and _ . : @ / - (no spaces or braces)"),
+    (["--delay", "-1"], None, "--delay='-1': must be a finite number of seconds, 0 or more"),
+    (["--delay", "soon"], None, "--delay='soon': must be a number of seconds"),
+    (["--max-attempts", "0"], None, "--max-attempts='0': must be at least 1"),
 ])
-def test_invalid_values_exit_78_and_push_nothing(backend_env, driver, args, stdin, message):
+def test_invalid_values_exit_1_and_push_nothing(backend_env, driver, args, stdin, message):
     existing = ctl(backend_env, "push", "app.jobs.Report").stdout.strip()
     before = snapshot(driver, [existing])
     result = ctl(backend_env, "push", "app.jobs.Report", *args, stdin=stdin)
-    assert (result.returncode, result.stdout, result.stderr) == (78, "", message)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", f"chappyctl: error: {message}\n")
     assert snapshot(driver, [existing]) == before
 
 

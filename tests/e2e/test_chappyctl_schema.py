@@ -146,8 +146,8 @@ def test_make_job_never_overwrites(tmp_path, sqlite_env):
 @pytest.mark.parametrize("name", ["send_mail", "Send-Mail", "None", "1Job"])
 def test_make_job_refuses_a_name_that_is_not_a_class_name(tmp_path, sqlite_env, name):
     result = ctl(sqlite_env, "make:job", name, "--dir", str(tmp_path))
-    assert (result.returncode, result.stdout) == (78, "")
-    assert result.stderr == (f"chappyctl: error: Name={name!r} (from Name): must be a Python "
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"chappyctl: error: Name={name!r}: must be a Python "
                              "class name in CamelCase, e.g. SendWelcomeEmail\n")
     assert list(tmp_path.iterdir()) == []
 

@@ -14,7 +14,7 @@ from chappyd.cli.ctl.contact import within_deadline
 from chappyd.config import Settings, load_settings, validate_queue_name
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver
-from chappyd.errors import ChappyError, ConfigError, ExitStatus
+from chappyd.errors import ChappyError, ExitStatus
 
 T = TypeVar("T")
 
@@ -93,16 +93,26 @@ class Context:
 
 
 # ---------------------------------------------------------------- argument values
-# DESIGN §6: an invalid value, a flag's included, is a config error (78) naming the
-# flag; only unknown flags and missing arguments are argparse's usage errors (2).
-# So values are taken as text and checked here rather than with argparse `type=`.
+# A bad argument value is the operator's typo, not the host's configuration: exit 1
+# naming the argument (78 stays for configuration files, the environment, --config
+# and --instance, which systemd must not restart on). Values are taken as text and
+# checked here rather than with argparse `type=`, whose failures would be usage
+# errors (2) with argparse's wording.
 
 
-def checked(flag: str, raw: str, parse: Callable[[str], T]) -> T:
+class BadValue(ChappyError):
+    """An argument's value is invalid (exit 1); nothing was changed."""
+
+    def __init__(self, name: str, raw: str, problem: str) -> None:
+        self.name, self.raw, self.problem = name, raw, problem
+        super().__init__(f"{name}={raw!r}: {problem}")
+
+
+def checked(name: str, raw: str, parse: Callable[[str], T]) -> T:
     try:
         return parse(raw)
     except ValueError as exc:
-        raise ConfigError(flag, raw, flag, str(exc)) from None
+        raise BadValue(name, raw, str(exc)) from None
 
 
 def queue_name(raw: str) -> str:

@@ -17,7 +17,6 @@ from chappyd.cli.ctl.base import (
     optional_queue,
     positive_int,
 )
-from chappyd.errors import ConfigError
 from chappyd.manager import QueueManager
 
 
@@ -58,30 +57,14 @@ class Push(Command):
 
 
 def read_data(raw: str, ctx: Context) -> dict[str, Any]:
-    source = "--data"
-    text = raw
-    if raw == "-":
-        source, text = "stdin (--data -)", ctx.stdin.read()
+    text = ctx.stdin.read() if raw == "-" else raw
+    where = "--data (from stdin)" if raw == "-" else "--data"
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ConfigError("--data", _short(text), source, f"not valid JSON: {exc}") from None
+        raise Refused(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError("--data", _short(text), source,
-                          f"must be a JSON object, not {json_kind(data)}")
+        name = type(data).__name__
+        kind = "null" if data is None else ("an " if name[0] in "aeiou" else "a ") + name
+        raise Refused(f"{where} must be a JSON object, not {kind}")
     return data
-
-
-def json_kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "a string" if isinstance(value, str) else "an array"
-
-
-def _short(text: str) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= 60 else one_line[:59] + "…"
