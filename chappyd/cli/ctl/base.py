@@ -26,9 +26,6 @@ class Refused(ChappyError):
 class Command:
     """One chappyctl command: declares its arguments, runs, returns an exit status."""
 
-    #: an extra usage line, when argparse's own is not clear enough
-    usage: str | None = None
-
     def __init__(self, name: str, summary: str) -> None:
         self.name, self.summary = name, summary
 
