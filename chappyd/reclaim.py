@@ -18,7 +18,7 @@ import structlog
 from chappyd.config import Settings
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import ChappyError
-from chappyd.jobs import Registry, decode_payload, payload_max_attempts
+from chappyd.jobs import Registry, decode_payload, resolve_max_attempts
 from chappyd.worker import job_backoff_s
 
 log = structlog.get_logger("chappyd.master")
@@ -76,7 +76,7 @@ def _failed_attempt(driver: Driver, registry: Registry, settings: Settings,
     job = cls(payload.get("data") or {})
     job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
     bound = bound.bind(job=cls.name)
-    max_attempts = payload_max_attempts(payload) or cls.tries or settings.max_attempts
+    max_attempts = resolve_max_attempts(payload, cls, settings.max_attempts)
     if reservation.attempts >= max_attempts:
         if driver.fail(reservation, item.error):
             bound.error("job_failed", error=item.error)
