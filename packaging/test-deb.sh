@@ -29,7 +29,7 @@
 #   redis     chappyd/drivers/redis.py: the 100-job scenario on Debian's redis-server
 #             (without it that scenario cannot run; the SQLite one always runs).
 #   manpages  man/chappyd.8 and man/chappyctl.1 (lintian no-manual-page; verify --man).
-: "${CHAPPY_DEB_PENDING=master redis manpages}"
+: "${CHAPPY_DEB_PENDING=redis}"
 export CHAPPY_DEB_PENDING
 set -euo pipefail
 
