@@ -48,60 +48,13 @@ work=""
 nspawn_pid=""
 cpid=""
 
-say() { printf 'test-deb: %s\n' "$*" >&2; }
-ok() { passed=$((passed + 1)); say "ok   $*"; }
-fail() {
-    say "FAIL $*"
-    exit 1
-}
-pending() {
-    pendings+=("$*")
-    say "PENDING (not tested) $*"
-}
+# shellcheck source=packaging/e2e/lib.sh
+source "$repo/packaging/e2e/lib.sh"
+# shellcheck source=packaging/e2e/container.sh
+source "$repo/packaging/e2e/container.sh"
 
-cleanup() {
-    local status=$?
-    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-        if [ "$status" -ne 0 ] && [ -f "$work/console.log" ]; then
-            say "container console (last 30 lines):"
-            tail -n 30 "$work/console.log" >&2
-        fi
-        if [ "$status" -ne 0 ] && [ -n "$cpid" ]; then
-            say "journal of $unit (last 60 lines):"
-            in_ct journalctl -u "$unit" --no-pager -n 60 >&2 2>/dev/null || true
-        fi
-        kill -TERM "$nspawn_pid" 2>/dev/null || true  # nspawn powers the container off
-        for _ in $(seq 150); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$nspawn_pid" 2>/dev/null || true
-        wait "$nspawn_pid" 2>/dev/null || true
-    fi
-    [ -n "$work" ] && rm -rf "$work"
-    return "$status"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP  # through cleanup: the container is powered off
-
-# Run a command inside the container, with a clean environment.
-in_ct() {
-    nsenter -t "$cpid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-        SYSTEMD_PAGER=cat "$@"
-}
-
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds, else fail.
-wait_until() {
-    local seconds=$1 what=$2
-    shift 2
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "$what: not within ${seconds} s"
-        sleep 0.2
-    done
-}
-
-expect_eq() {  # expect_eq WHAT ACTUAL EXPECTED
-    [ "$2" = "$3" ] || fail "$1: got '$2', expected '$3'"
-    ok "$1 = $3"
-}
 
 # has_part NAME PATH-IN-DEB: 0 if the package has the part; 1 (reported PENDING) if it
 # lacks it and CHAPPY_DEB_PENDING allows that; fails otherwise.
@@ -136,101 +89,10 @@ has_part master usr/lib/python3/dist-packages/chappyd/master.py && have_master=1
 has_part redis usr/lib/python3/dist-packages/chappyd/drivers/redis.py && have_redis=1
 has_part manpages usr/share/man/man8/chappyd.8.gz && have_manpages=1
 
-# ------------------------------------------------------------------ the cached root
+# ------------------------------------------------------------------ the container
 
-# The mirror apt uses on this host (debootstrap's default may not be reachable).
-mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' \
-    'Label: Debian' "Codename: $suite" 2>/dev/null | head -n 1)
-mirror=${mirror:-http://deb.debian.org/debian/}
-# The package's dependencies, without versions or alternatives (python3:any -> python3).
-mapfile -t depends < <(dpkg-deb -f "$deb" Depends | tr ',' '\n' |
-    sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' | grep -v '^$')
-mapfile -t packages < <(printf '%s\n' "${extras[@]}" "${depends[@]}" | sort -u)
-key=$(printf '%s\n' v1 "$suite" "$mirror" "$include" "${packages[@]}" | sha256sum | cut -c1-16)
-root=$cache/root-$key
-
-mkdir -p "$cache"
-make_root() {
-    local tmp=$root.tmp
-    rm -rf "$tmp"
-    say "debootstrapping $suite from $mirror into $root (cached for later runs)"
-    if ! debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" \
-            >"$cache/debootstrap.log" 2>&1; then
-        tail -n 20 "$cache/debootstrap.log" >&2
-        fail "debootstrap failed (log: $cache/debootstrap.log)"
-    fi
-    # No service may start inside a chroot: policy-rc.d says no while apt runs.
-    printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
-    chmod 0755 "$tmp/usr/sbin/policy-rc.d"
-    if ! env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-            chroot "$tmp" apt-get install -y -q --no-install-recommends "${packages[@]}" \
-            >"$cache/chroot-apt.log" 2>&1; then
-        tail -n 20 "$cache/chroot-apt.log" >&2
-        fail "installing ${packages[*]} in the root failed (log: $cache/chroot-apt.log)"
-    fi
-    rm -f "$tmp/usr/sbin/policy-rc.d"
-    chroot "$tmp" apt-get clean
-    mv "$tmp" "$root"
-}
-(
-    flock -x 9
-    if [ ! -d "$root" ]; then
-        started=$SECONDS
-        make_root
-        say "root ready in $((SECONDS - started)) s"
-        # Roots of other keys are stale unless a run holds them (shared lock): drop them.
-        for old in "$cache"/root-*; do
-            [ "$old" = "$root" ] || [[ "$old" == *.lock ]] || [[ "$old" == *.tmp ]] \
-                || ! flock -n -x "$old.lock" rm -rf "$old" "$old.lock" || true
-        done
-    fi
-) 9>"$cache/lock"
-exec 8>"$root.lock"
-flock -s 8  # keeps this root from being pruned while the container runs
-
-# ------------------------------------------------------------------ boot
-
-work=$(mktemp -d /tmp/chappyd-test-deb.XXXXXX)
-mkdir "$work/mnt"
-cp "$deb" "$work/mnt/"
-cp packaging/e2e/chappy_e2e.py "$work/mnt/"
-booted=$SECONDS
-SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --directory="$root" --boot \
-    --register=no --keep-unit --volatile=overlay --private-network \
-    --machine="chappyd-test-$$" --bind-ro="$work/mnt:/mnt/chappyd-test" \
-    >"$work/console.log" 2>&1 </dev/null &
-nspawn_pid=$!
-# The container's PID 1: nspawn's child that is PID 1 in its own PID namespace and runs
-# systemd. (nspawn first forks a short-lived helper that sets up the mounts: entering
-# its namespaces instead would be a race lost under load.)
-container_pid() {
-    local pid
-    for pid in $(pgrep -P "$nspawn_pid"); do
-        if [ "$(awk '/^NSpid:/ {print $NF}' "/proc/$pid/status" 2>/dev/null)" = 1 ] &&
-                [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
-            cpid=$pid
-            return 0
-        fi
-    done
-    return 1
-}
-wait_until 30 "container's PID 1" container_pid
-# A container outlives a SIGKILLed nspawn: should this script be SIGKILLed (no trap runs),
-# a watcher in its own session kills the container's PID 1, and the whole container with it.
-setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-    [ "$(cat "/proc/$2/comm" 2>/dev/null)" = systemd ] && kill -KILL "$2"
-    kill -0 "$1" 2>/dev/null || rm -rf "$3"' \
-    watch-container "$$" "$cpid" "$work" </dev/null >/dev/null 2>&1 &
-wait_until 60 "container's systemd listening" in_ct test -S /run/systemd/private
-state=$(timeout 120 nsenter -t "$cpid" -a systemctl is-system-running --wait || true)
-case "$state" in
-    running) ;;
-    degraded)  # a unit of the base system failed: not ours (none is installed yet)
-        say "note: the container booted degraded: $(in_ct systemctl --failed --no-legend |
-            awk '{print $2}' | tr '\n' ' ')" ;;
-    *) fail "container booted '$state', expected 'running'" ;;
-esac
-ok "booted bookworm under systemd in $((SECONDS - booted)) s"
+prepare_root
+boot_container "$deb" packaging/e2e/chappy_e2e.py
 
 # ------------------------------------------------------------------ install
 
@@ -293,9 +155,6 @@ fi
 
 # ------------------------------------------------------------------ configuration
 
-# write_ct PATH: stdin into PATH in the container, as an admin would with umask 027.
-write_ct() { in_ct sh -c 'umask 027 && cat >"$1"' sh "$1"; }
-
 check=$(in_ct runuser -u chappyd -- chappyd --instance=emails --check-config)
 grep -qx 'QUEUE_DRIVER=database  # /etc/chappyd.env' <<<"$check" \
     || fail "chappyd --check-config as chappyd does not read /etc/chappyd.env: $check"
@@ -335,96 +194,7 @@ ok "a bad setting is logged with its file and stops the unit for good (78)"
 in_ct systemctl reset-failed chappyd@bad.service
 in_ct rm /etc/chappyd/bad.env
 
-# ------------------------------------------------------------------ helpers on the unit
-
 events=/var/lib/chappyd/e2e/events.jsonl
-# count_events EVENT SCENARIO-OR-TAG: how many event lines match.
-count_events() {
-    in_ct python3 - "$events" "$1" "$2" <<'EOF'
-import json, sys
-path, event, label = sys.argv[1:]
-try:
-    lines = open(path).read().splitlines()
-except FileNotFoundError:
-    lines = []
-rows = [json.loads(line) for line in lines]
-print(sum(1 for r in rows if r["event"] == event and label in (r.get("scenario"), r.get("tag"))))
-EOF
-}
-# distinct_handled SCENARIO: how many different n were handled.
-distinct_handled() {
-    in_ct python3 - "$events" "$1" <<'EOF'
-import json, sys
-path, scenario = sys.argv[1:]
-try:
-    rows = [json.loads(line) for line in open(path).read().splitlines()]
-except FileNotFoundError:
-    rows = []
-print(len({r["n"] for r in rows if r["event"] == "handled" and r.get("scenario") == scenario}))
-EOF
-}
-# event_field EVENT TAG FIELD: FIELD of the last EVENT line with this tag.
-event_field() {
-    in_ct python3 - "$events" "$1" "$2" "$3" <<'EOF'
-import json, sys
-path, event, tag, field = sys.argv[1:]
-rows = [json.loads(line) for line in open(path).read().splitlines()]
-print([r for r in rows if r["event"] == event and r.get("tag") == tag][-1][field])
-EOF
-}
-handled_is() { [ "$(distinct_handled "$1")" = "$2" ]; }
-events_at_least() { [ "$(count_events "$1" "$2")" -ge "$3" ]; }
-# The unit's journal for its current invocation, as the daemon's lines (systemd's own
-# lines about the unit are left out): every one must be JSON.
-journal_events() {
-    local invocation
-    invocation=$(in_ct systemctl show -p InvocationID --value "$unit")
-    in_ct journalctl "_SYSTEMD_INVOCATION_ID=$invocation" -o cat --no-pager |
-        in_ct python3 -c '
-import collections, json, sys
-counts = collections.Counter()
-for line in sys.stdin:
-    try:
-        counts[json.loads(line)["event"]] += 1
-    except (ValueError, KeyError):
-        sys.exit(f"not a JSON log line: {line!r}")
-for event, n in sorted(counts.items()):
-    print(event, n)'
-}
-job_done_lines() { journal_events | awk '$1 == "job_done" {print $2}'; }
-main_pid() { in_ct systemctl show -p MainPID --value "$unit"; }
-# The unit's processes other than its main one: the master's children.
-children() {
-    local cgroup
-    cgroup=$(in_ct systemctl show -p ControlGroup --value "$unit")
-    in_ct cat "/sys/fs/cgroup$cgroup/cgroup.procs" | { grep -vx "$(main_pid)" || true; } |
-        sort -n
-}
-children_count_is() { [ "$(children | wc -l)" -eq "$1" ]; }
-queue_is_empty() {  # queue_is_empty CHAPPYCTL-PREFIX...: no ready/reserved/failed job
-    "$@" status --json | in_ct python3 -c '
-import json, sys
-doc = json.load(sys.stdin)
-busy = [q for q in doc["queues"] if q["queue"] == "emails"
-        and (q["ready"], q["delayed"], q["reserved"], q["failed"]) != (0, 0, 0, 0)]
-sys.exit(1 if busy else 0)'
-}
-push_records() {  # push_records SCENARIO FIRST LAST [runuser -u USER --]: one chappyctl each
-    local scenario=$1 first=$2 last=$3
-    shift 3
-    # Four at a time: each chappyctl is a Python start-up (~0.25 s here).
-    in_ct "$@" sh -c 'seq "$1" "$2" | xargs -P 4 -I N chappyctl --instance=emails push \
-        chappy_e2e.Record --data "{\"n\": N, \"scenario\": \"$3\"}" >/dev/null' \
-        sh "$first" "$last" "$scenario" || fail "chappyctl push #$first..$last"
-}
-# Seconds the unit has been active.
-uptime_s() {
-    local since now
-    since=$(in_ct systemctl show -p ActiveEnterTimestampMonotonic --value "$unit")
-    now=$(in_ct cat /proc/uptime | cut -d. -f1)
-    echo $((now - since / 1000000))
-}
-uptime_above() { [ "$(uptime_s)" -gt "$1" ]; }
 
 # ------------------------------------------------------------------ SQLite, no backend config
 
