@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E, wait_until
+from tests.e2e.conftest import E2E
 from tests.e2e.test_notify import NotifySocket
+from tests.procs import wait_until
 
 
 @pytest.fixture

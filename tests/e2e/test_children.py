@@ -10,7 +10,8 @@ from collections import Counter
 
 from chappyd.drivers.base import JobState
 from chappyd.errors import ExitStatus
-from tests.e2e.conftest import E2E, title_of, wait_until, zombies_of
+from tests.e2e.conftest import E2E
+from tests.procs import title_of, wait_until, zombies_of
 
 
 def test_a_killed_childs_job_is_retried_at_once_and_the_child_replaced(e2e: E2E) -> None:

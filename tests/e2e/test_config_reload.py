@@ -6,7 +6,8 @@ import re
 import signal
 from pathlib import Path
 
-from tests.e2e.conftest import E2E, title_of, wait_until
+from tests.e2e.conftest import E2E
+from tests.procs import title_of, wait_until
 
 
 def _write(path: Path, text: str) -> None:

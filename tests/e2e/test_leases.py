@@ -6,7 +6,8 @@ import os
 import signal
 import socket
 
-from tests.e2e.conftest import E2E, wait_until
+from tests.e2e.conftest import E2E
+from tests.procs import wait_until
 
 
 def test_a_job_longer_than_its_lease_runs_once(e2e: E2E) -> None:

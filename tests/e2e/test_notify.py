@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E, wait_until
+from tests.e2e.conftest import E2E
+from tests.procs import wait_until
 
 
 class NotifySocket:

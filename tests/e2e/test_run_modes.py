@@ -7,7 +7,8 @@ import signal
 import subprocess
 
 from chappyd.drivers.base import JobState
-from tests.e2e.conftest import CHAPPYD, E2E, process_state, wait_until
+from tests.e2e.conftest import CHAPPYD, E2E
+from tests.procs import process_state, wait_until
 
 
 def _states(e2e: E2E, ids: list[str]) -> list[JobState | None]:

@@ -7,7 +7,8 @@ import signal
 import time
 
 from chappyd.drivers.base import JobState
-from tests.e2e.conftest import E2E, wait_until
+from tests.e2e.conftest import E2E
+from tests.procs import wait_until
 
 
 def test_sigterm_lets_the_running_job_finish(e2e: E2E) -> None:

@@ -10,16 +10,9 @@ import time
 
 import pytest
 
-from .harness import (
-    Daemon,
-    RunLog,
-    alive,
-    fault_env,
-    push_counted,
-    settings_of,
-    store_is_empty,
-    wait_until,
-)
+from tests.procs import alive, wait_until
+
+from .harness import Daemon, RunLog, fault_env, push_counted, settings_of, store_is_empty
 
 
 def test_random_child_sigkill_every_300ms_loses_nothing(backend_env, tmp_path, request):

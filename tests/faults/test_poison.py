@@ -6,8 +6,9 @@ from __future__ import annotations
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import JobState
 from chappyd.manager import QueueManager
+from tests.procs import wait_until
 
-from .harness import Daemon, RunLog, fault_env, push_counted, settings_of, wait_until
+from .harness import Daemon, RunLog, fault_env, push_counted, settings_of
 
 POISON = {
     "Segfault": "WorkerDied:",

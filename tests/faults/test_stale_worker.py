@@ -8,8 +8,9 @@ import os
 import signal
 
 from chappyd.drivers import open_driver
+from tests.procs import wait_until
 
-from .harness import Daemon, RunLog, fault_env, push_counted, settings_of, wait_until
+from .harness import Daemon, RunLog, fault_env, push_counted, settings_of
 
 
 def test_frozen_master_loses_its_lease_and_its_late_ack_is_refused(backend_env, tmp_path):
