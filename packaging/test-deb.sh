@@ -45,6 +45,7 @@ unit=chappyd@emails.service
 passed=0
 pendings=()
 work=""
+own_cgroup=""
 nspawn_pid=""
 cpid=""
 

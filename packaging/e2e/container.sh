@@ -1,6 +1,7 @@
 # The container of packaging/test-deb.sh (sourced): a cached bookworm root, booted with
 # systemd as PID 1 under systemd-nspawn, and taken down again. Uses test-deb.sh's
-# globals cache, suite, include, extras, deb and unit; sets root, work, nspawn_pid, cpid.
+# globals cache, suite, include, extras, deb and unit; sets root, work, own_cgroup,
+# nspawn_pid and cpid.
 
 # prepare_root: the cached root for this package's dependencies, debootstrapped if new.
 prepare_root() {
@@ -64,11 +65,22 @@ boot_container() {
     work=$(mktemp -d /tmp/chappyd-test-deb.XXXXXX)
     mkdir "$work/mnt"
     cp "$@" "$work/mnt/"
-    local booted=$SECONDS state
-    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --directory="$root" --boot \
-        --register=no --keep-unit --volatile=overlay --private-network \
-        --machine="chappyd-test-$$" --bind-ro="$work/mnt:/mnt/chappyd-test" \
-        >"$work/console.log" 2>&1 </dev/null &
+    local booted=$SECONDS state cgroup2
+    # --keep-unit puts the container's cgroups (payload/, supervisor/) under nspawn's own
+    # cgroup, which for a process outside any systemd unit is the root: two runs at once
+    # would then share one cgroup tree, and each container's systemd would see and kill
+    # the other's services. So each run gets a cgroup of its own first.
+    cgroup2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
+    [ -n "$cgroup2" ] || fail "no cgroup2 hierarchy is mounted on this host"
+    own_cgroup=$cgroup2/chappyd-test-$$
+    mkdir "$own_cgroup"
+    (
+        echo "$BASHPID" >"$own_cgroup/cgroup.procs"
+        exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet \
+            --directory="$root" --boot --register=no --keep-unit --volatile=overlay \
+            --private-network --machine="chappyd-test-$$" \
+            --bind-ro="$work/mnt:/mnt/chappyd-test"
+    ) >"$work/console.log" 2>&1 </dev/null &
     nspawn_pid=$!
     wait_until 30 "container's PID 1" container_pid
     # A container outlives a SIGKILLed nspawn: should this script be SIGKILLed (no trap
@@ -121,6 +133,11 @@ cleanup() {
         for _ in $(seq 150); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$nspawn_pid" 2>/dev/null || true
         wait "$nspawn_pid" 2>/dev/null || true
+    fi
+    # The run's cgroup tree, deepest first; its processes are gone with the container.
+    if [ -n "$own_cgroup" ] && [ -d "$own_cgroup" ]; then
+        find "$own_cgroup" -depth -type d -exec rmdir {} + 2>/dev/null \
+            || say "note: could not remove cgroup $own_cgroup"
     fi
     [ -n "$work" ] && rm -rf "$work"
     return "$status"
