@@ -87,8 +87,13 @@ boot_container() {
     # runs), a watcher in its own session kills the container's PID 1, and so all of it.
     setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
         [ "$(cat "/proc/$2/comm" 2>/dev/null)" = systemd ] && kill -KILL "$2"
-        kill -0 "$1" 2>/dev/null || rm -rf "$3"' \
-        watch-container "$$" "$cpid" "$work" </dev/null >/dev/null 2>&1 &
+        kill -0 "$1" 2>/dev/null && exit 0
+        rm -rf "$3"
+        for _ in $(seq 30); do
+            find "$4" -depth -type d -exec rmdir {} + 2>/dev/null && break
+            sleep 1
+        done' \
+        watch-container "$$" "$cpid" "$work" "$own_cgroup" </dev/null >/dev/null 2>&1 &
     wait_until 60 "container's systemd listening" in_ct test -S /run/systemd/private
     state=$(timeout 120 nsenter -t "$cpid" -a systemctl is-system-running --wait || true)
     case "$state" in
