@@ -9,7 +9,7 @@
 #
 # Needs root (debootstrap, systemd-nspawn, nsenter); installs its host tools with apt
 # when missing (packaging/host-deps.sh). The container:
-# - its root is debootstrapped once (--variant=minbase, ~30 s) with Debian's python3-*
+# - its root is debootstrapped once (--variant=minbase, ~45 s) with Debian's python3-*
 #   libraries, redis-server and man-db pre-installed, and cached under
 #   $CHAPPY_TEST_CACHE (default /var/cache/chappyd-test) keyed by a hash of what it
 #   holds; runs share it read-only (--volatile=overlay keeps it clean);
@@ -27,7 +27,7 @@
 #             Type=notify, reload by HUP, graceful drain on stop, a killed child's job
 #             re-run. Without it the unit runs with a drop-in Type=exec, WatchdogSec=0.
 #   redis     chappyd/drivers/redis.py: the 100-job scenario on Debian's redis-server
-#             (without it that scenario cannot run; the SQLite one always runs).
+#             (without it, those steps run on the SQLite default instead).
 #   manpages  man/chappyd.8 and man/chappyctl.1 (lintian no-manual-page; verify --man).
 : "${CHAPPY_DEB_PENDING=redis}"
 export CHAPPY_DEB_PENDING
@@ -145,8 +145,8 @@ in_ct install -D -m 0644 /mnt/chappyd-test/chappy_e2e.py "$sitedir/chappy_e2e.py
 ok "job module chappy_e2e installed in $sitedir"
 
 if [ "$have_master" -eq 0 ]; then
-    # Today's chappyd runs one worker in-process and never sends READY=1: under the
-    # shipped Type=notify every start would time out. A runtime drop-in stands in.
+    # chappyd without its master runs one worker in-process and never sends READY=1:
+    # under the shipped Type=notify every start would time out. A drop-in stands in.
     in_ct mkdir -p /run/systemd/system/chappyd@.service.d
     printf '[Service]\nType=exec\nWatchdogSec=0\n' |
         in_ct tee /run/systemd/system/chappyd@.service.d/50-pending-master.conf >/dev/null
