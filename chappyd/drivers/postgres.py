@@ -1,0 +1,336 @@
+"""The PostgreSQL driver (psycopg 3.1+): claims with FOR UPDATE SKIP LOCKED, wakes idle
+workers with LISTEN/NOTIFY, one statement per state transition.
+
+Each statement runs in autocommit, so every transition is one atomic round trip and a
+process killed between two calls leaves nothing half-done. The SQL lives in
+sql/postgres.sql; the connection's life (reconnects, errors, fork) in postgres_session.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+import psycopg
+
+from chappyd.config import Settings
+from chappyd.drivers.base import (
+    WORKER_STALE_S,
+    JobRecord,
+    JobState,
+    NewJob,
+    QueueStats,
+    Reservation,
+    WorkerInfo,
+)
+from chappyd.drivers.postgres_session import CHANNEL, PgSession
+from chappyd.drivers.sqlfile import load_queries
+
+Q = load_queries("postgres.sql")
+MIGRATIONS: list[tuple[int, str]] = sorted(
+    (int(name.removeprefix("migration_")), sql)
+    for name, sql in Q.items() if re.fullmatch(r"migration_\d+", name)
+)
+LATEST = MIGRATIONS[-1][0]
+#: An idle wait() re-reads the next due time this often even without a notification,
+#: in case one was missed (e.g. a pooler that drops LISTEN). One index probe.
+FALLBACK_POLL_S = 1.0
+#: Wake this long after a delayed job's due time, so the claim's now() has passed it.
+DUE_MARGIN_S = 0.001
+_MAX_ID = 2**63 - 1
+
+
+class PostgresDriver:
+    kind = "postgres"
+    # A claim of ten rows costs little more than a claim of one: ten jobs share one
+    # claim round trip and its commit. Unused ones go back on stop (Worker releases
+    # them), a killed child's by owner. Acks stay per job, so a SIGKILL re-runs at
+    # most the job that was running. Measured in bench/pg_bench.py.
+    prefetch = 10
+
+    def __init__(self, settings: Settings) -> None:
+        self.description = settings.backend_description
+        self.auto_migrate = settings.auto_migrate
+        self._session = PgSession(
+            settings.database_url, self.description,
+            on_connect=self._migrate_on if settings.auto_migrate else None,
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- schema -----------------------------------------------------------------
+    def migrate(self) -> None:
+        with self._session.use() as conn:
+            self._migrate_on(conn)
+
+    def _migrate_on(self, conn: psycopg.Connection) -> None:
+        """Apply missing migrations. The common case (up to date) is one query without
+        a lock; otherwise an advisory lock makes concurrent callers take turns, and
+        each re-reads what the previous one applied."""
+        try:
+            applied = {row[0] for row in conn.execute(Q["applied_migrations"])}
+        except psycopg.errors.UndefinedTable:
+            applied = set()
+        if LATEST in applied:
+            return
+        with conn.transaction():
+            conn.execute(Q["migration_lock"])
+            conn.execute(Q["migrations_table"])
+            applied = {row[0] for row in conn.execute(Q["applied_migrations"])}
+            for version, sql in MIGRATIONS:
+                if version not in applied:
+                    conn.execute(sql)
+                    conn.execute(Q["record_migration"], {"version": version})
+
+    def schema_sql(self) -> str:
+        parts = [Q["migrations_table"] + ";"]
+        for version, sql in MIGRATIONS:
+            parts.append(sql)
+            parts.append(Q["record_migration"].replace("%(version)s", str(version)) + ";")
+        return "\n\n".join(parts) + "\n"
+
+    # -- producers --------------------------------------------------------------
+    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        if not jobs:
+            return []
+        if len(jobs) == 1:
+            query, params = Q["insert_one"], {
+                "queue": queue, "payload": jobs[0].payload,
+                "available_at": jobs[0].available_at}
+        else:
+            query, params = Q["insert_many"], {
+                "queue": queue, "payloads": [job.payload for job in jobs],
+                "available_ats": [job.available_at for job in jobs]}
+        with self._session.use() as conn:
+            if self._session.async_commit:
+                # this connection claims and acks without flushing: a push must not
+                # share that, it would be a job lost on a server crash
+                with conn.transaction():
+                    conn.execute("SET LOCAL synchronous_commit = on")
+                    rows = conn.execute(query, params).fetchall()
+            else:
+                rows = conn.execute(query, params).fetchall()
+        return [str(job_id) for job_id in sorted(row[0] for row in rows)]
+
+    # -- workers ----------------------------------------------------------------
+    def reserve(
+        self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
+    ) -> list[Reservation]:
+        with self._session.use() as conn:
+            self._session.set_async_commit(conn)
+            self._session.notes.clear()
+            rows = conn.execute(Q["reserve"], {
+                "queues": list(queues), "owner": owner, "lease_s": float(lease_s),
+                "limit": max(1, limit),
+            }).fetchall()
+        rows.sort(key=lambda r: (r[6], r[7], r[0]))  # priority, then FIFO
+        return [Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def wait(self, queues: Sequence[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        wanted = set(queues)
+        with self._session.use() as conn:
+            self._session.listen(conn)
+            while time.monotonic() < deadline:
+                if self._wait_round(conn, wanted, deadline):
+                    return
+
+    def _wait_round(self, conn: psycopg.Connection, wanted: set[str], deadline: float) -> bool:
+        """Read the next due time, then sleep on the socket until it, a notification of
+        a ready job, the deadline, or the fallback poll. True: stop waiting."""
+        # Notifications already received come from commits this query sees anyway;
+        # those arriving with its result may be newer than its snapshot: keep them.
+        self._session.notes.clear()
+        due, server_now = conn.execute(Q["next_due"], {"queues": sorted(wanted)}).fetchone()
+        started = time.monotonic()
+        clock = _ServerClock(server_now, started)
+        wake_at = deadline
+        if due is not None:
+            if due <= server_now:
+                return True
+            wake_at = min(wake_at, clock.monotonic_at(due))
+        poll_at = started + FALLBACK_POLL_S
+        notes = list(self._session.notes)
+        while True:
+            for channel, payload in notes:
+                due_at = _due_of(channel, payload, wanted)
+                if due_at is not None:
+                    if due_at <= clock.now():
+                        return True
+                    wake_at = min(wake_at, clock.monotonic_at(due_at))
+            now = time.monotonic()
+            if now >= wake_at:
+                return True
+            if now >= poll_at:
+                return False
+            if self._session.wait_readable(conn, min(wake_at, poll_at) - now):
+                notes = self._session.read_notifies(conn)
+            else:
+                notes = []
+
+    def ack(self, reservation: Reservation) -> bool:
+        with self._session.use() as conn:
+            cursor = conn.execute(Q["ack"], {"id": int(reservation.id),
+                                             "token": reservation.token})
+            return cursor.rowcount == 1
+
+    def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
+        return self._finish("retry", reservation, error=error, available_at=available_at)
+
+    def fail(self, reservation: Reservation, error: str) -> bool:
+        return self._finish("fail", reservation, error=error)
+
+    def _finish(self, query: str, reservation: Reservation, **params: object) -> bool:
+        with self._session.use() as conn:
+            cursor = conn.execute(Q[query], {
+                "id": int(reservation.id), "token": reservation.token, **params})
+            return cursor.rowcount == 1
+
+    def release(self, reservations: Sequence[Reservation]) -> int:
+        if not reservations:
+            return 0
+        with self._session.use() as conn:
+            return conn.execute(Q["release"], {
+                "ids": [int(r.id) for r in reservations],
+                "tokens": [r.token for r in reservations],
+            }).rowcount
+
+    # -- the master -------------------------------------------------------------
+    def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
+        if not owners:
+            return 0
+        with self._session.use() as conn:
+            return conn.execute(Q["extend_leases"], {
+                "owners": list(owners), "lease_s": float(lease_s)}).rowcount
+
+    def held_by(self, owner: str) -> list[Reservation]:
+        with self._session.use() as conn:
+            rows = conn.execute(Q["held_by"], {"owner": owner}).fetchall()
+        return [Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def release_owner(self, owner: str) -> int:
+        with self._session.use() as conn:
+            return conn.execute(Q["release_owner"], {"owner": owner}).rowcount
+
+    def expire_leases(self) -> int:
+        with self._session.use() as conn:
+            return conn.execute(Q["expire_leases"]).rowcount
+
+    # -- heartbeats and pauses ----------------------------------------------------
+    def heartbeat(self, info: WorkerInfo) -> None:
+        with self._session.use() as conn:
+            conn.execute(Q["heartbeat"], {
+                "host": info.host, "pid": info.pid, "queues": list(info.queues),
+                "workers": info.workers, "busy": info.busy, "jobs_done": info.jobs_done,
+                "started_at": info.started_at, "last_seen": info.last_seen,
+            })
+            conn.execute(Q["prune_workers"], {"since": time.time() - 4 * WORKER_STALE_S})
+
+    def remove_worker(self, host: str, pid: int) -> None:
+        with self._session.use() as conn:
+            conn.execute(Q["remove_worker"], {"host": host, "pid": pid})
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._session.use() as conn:
+            rows = conn.execute(Q["workers"], {"since": time.time() - WORKER_STALE_S})
+            return [
+                WorkerInfo(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6], r[7])
+                for r in rows
+            ]
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        with self._session.use() as conn:
+            conn.execute(Q["pause" if paused else "resume"], {"queue": queue})
+
+    def paused_queues(self) -> set[str]:
+        with self._session.use() as conn:
+            return {row[0] for row in conn.execute(Q["paused_queues"])}
+
+    # -- inspection and repair --------------------------------------------------
+    def stats(self) -> list[QueueStats]:
+        with self._session.use() as conn:
+            rows = conn.execute(Q["stats"]).fetchall()
+            paused = {row[0] for row in conn.execute(Q["paused_queues"])}
+        by_queue = {
+            r[0]: QueueStats(r[0], r[1], r[2], r[3], r[4], r[0] in paused,
+                             None if r[5] is None else max(0.0, r[5]))
+            for r in rows
+        }
+        named = set(paused)
+        for info in self.workers():
+            named.update(info.queues)
+        for queue in named - by_queue.keys():
+            by_queue[queue] = QueueStats(queue, 0, 0, 0, 0, queue in paused, None)
+        return [by_queue[name] for name in sorted(by_queue)]
+
+    def get(self, job_id: str) -> JobRecord | None:
+        ids = _ids([job_id])
+        if not ids:
+            return None
+        with self._session.use() as conn:
+            row = conn.execute(Q["get"], {"id": ids[0]}).fetchone()
+        return None if row is None else _record(row)
+
+    def failed(self, queue: str | None = None, limit: int = 100) -> list[JobRecord]:
+        with self._session.use() as conn:
+            rows = conn.execute(Q["failed"], {"queue": queue, "limit": limit}).fetchall()
+        return [_record(row) for row in rows]
+
+    def retry_failed(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
+        ids = None if job_ids is None else _ids(job_ids)
+        with self._session.use() as conn:
+            return conn.execute(Q["retry_failed"], {"ids": ids, "queue": queue}).rowcount
+
+    def forget(self, job_ids: Sequence[str]) -> int:
+        with self._session.use() as conn:
+            return conn.execute(Q["forget"], {"ids": _ids(job_ids)}).rowcount
+
+    def flush(self, queue: str | None = None) -> int:
+        with self._session.use() as conn:
+            return conn.execute(Q["flush"], {"queue": queue}).rowcount
+
+    def clear(self, queue: str) -> int:
+        with self._session.use() as conn:
+            return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+
+class _ServerClock:
+    """The server's unix time, estimated from one reading and the monotonic clock:
+    due times are compared with the clock the claim uses, not this host's."""
+
+    def __init__(self, server_now: float, at_monotonic: float) -> None:
+        self.server_now, self.at = server_now, at_monotonic
+
+    def now(self) -> float:
+        return self.server_now + (time.monotonic() - self.at)
+
+    def monotonic_at(self, server_time: float) -> float:
+        return self.at + (server_time - self.server_now) + DUE_MARGIN_S
+
+
+def _due_of(channel: str, payload: str, wanted: set[str]) -> float | None:
+    """The due time a notification announces for one of `wanted`, else None. A payload
+    that does not parse wakes the worker (a spurious wake-up is allowed, a lost one not)."""
+    if channel != CHANNEL:
+        return None
+    due, _, queue = payload.partition(" ")
+    if queue not in wanted:
+        return None
+    try:
+        return float(due)
+    except ValueError:
+        return 0.0
+
+
+def _ids(job_ids: Sequence[str]) -> list[int]:
+    """Ids as bigints; text that is no id matches nothing (ids are strings outside)."""
+    return [int(i) for i in job_ids if i.isdigit() and int(i) <= _MAX_ID]
+
+
+def _record(row: tuple) -> JobRecord:
+    job_id, queue, payload, attempts, state, available_at, reserved_at, failed_at, exc, \
+        created = row
+    return JobRecord(str(job_id), queue, payload, attempts, JobState(state), available_at,
+                     reserved_at, failed_at, exc, created)
