@@ -106,24 +106,19 @@ class PostgresDriver:
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         if not jobs:
             return []
-        if len(jobs) == 1:
-            query, params = Q["insert_one"], {
-                "queue": queue, "payload": jobs[0].payload,
-                "available_at": jobs[0].available_at}
-        else:
-            query, params = Q["insert_many"], {
-                "queue": queue, "payloads": [job.payload for job in jobs],
-                "available_ats": [job.available_at for job in jobs]}
+        params = [queue.encode(), json.dumps(
+            [[job.payload, job.available_at] for job in jobs], ensure_ascii=False,
+            allow_nan=False).encode()]
         with self._session.use() as conn:
             if self._session.async_commit:
                 # this connection claims and acks without flushing: a push must not
                 # share that, it would be a job lost on a server crash
                 with conn.transaction():
                     conn.execute("SET LOCAL synchronous_commit = on")
-                    rows = conn.execute(query, params).fetchall()
+                    ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
             else:
-                rows = conn.execute(query, params).fetchall()
-        return [str(job_id) for job_id in sorted(row[0] for row in rows)]
+                ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
+        return [str(job_id) for job_id in json.loads(ids or "[]")]
 
     # -- workers ----------------------------------------------------------------
     def reserve(
