@@ -68,7 +68,8 @@ class PostgresServer:
     """One throwaway cluster. `restart(mode)` stops it (fast: clean; immediate: like a
     crash, recovery at start) and starts it again on the same port."""
 
-    def __init__(self, settings: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: dict[str, str] | None = None, tls: bool = False) -> None:
+        self.tls = tls
         self.bindir = find_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="chappyd-pg-"))
         self.data = self.root / "data"
@@ -103,7 +104,26 @@ class PostgresServer:
     def init(self) -> PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
                   "-E", "UTF8", "--locale=C", "--no-sync")
+        if self.tls:
+            self._make_certificate()
         return self
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate in the data dir, where ssl=on looks by default."""
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise ServerMissing("openssl not found: the test server's TLS needs it "
+                                "(apt-get install openssl)")
+        key, cert = self.data / "server.key", self.data / "server.crt"
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=60)
+        key.chmod(0o600)
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            for path in (key, cert):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.settings["ssl"] = "on"
 
     def start(self) -> None:
         options = " ".join(
@@ -147,8 +167,8 @@ class PostgresServer:
         return result.stdout
 
 
-def start_server(settings: dict[str, str] | None = None) -> PostgresServer:
-    server = PostgresServer(settings).init()
+def start_server(settings: dict[str, str] | None = None, tls: bool = False) -> PostgresServer:
+    server = PostgresServer(settings, tls).init()
     try:
         server.start()
     except BaseException:
@@ -165,7 +185,7 @@ _counter = itertools.count(1)
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     try:
-        server = start_server()
+        server = start_server(tls=True)
     except ServerMissing as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
@@ -202,6 +222,15 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@pytest.fixture
+def empty_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database without the chappyd schema; its name."""
+    name = f"chappy_empty_{os.getpid()}_{next(_counter)}"
+    postgres_server.admin(f"CREATE DATABASE {name}")
+    yield name
+    postgres_server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
