@@ -64,8 +64,11 @@ class Bench:
     def reset(self) -> None:
         self.qm.driver.migrate()
         with _connect(self.server.url(BENCH_DB)) as conn:
-            conn.execute("TRUNCATE queue")
-            conn.execute("VACUUM ANALYZE queue")
+            if os.environ.get("BENCH_RESET") == "delete":
+                conn.execute("DELETE FROM queue")
+            else:
+                conn.execute("TRUNCATE queue")
+                conn.execute("VACUUM ANALYZE queue")
 
     def pending(self) -> int:
         with _connect(self.server.url(BENCH_DB)) as conn:

