@@ -65,6 +65,12 @@ class PgSession:
             if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
                 self._drop()
             raise BackendUnavailable(self.description, self._reason(exc)) from exc
+        except BaseException:
+            # e.g. a stop signal's Interrupt: if it cut a statement short, the protocol
+            # state is unknown and the next statement would fail; start afresh instead
+            if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                self._drop()
+            raise
 
     @property
     def async_commit(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -119,4 +120,26 @@ def test_a_forked_child_opens_its_own_connection_and_spares_the_parents(postgres
     with driver._session.use() as conn:
         assert conn.info.backend_pid == parent_backend
     assert [s.ready for s in driver.stats()] == [1]
+    driver.close()
+
+
+def test_an_interrupt_in_the_middle_of_a_statement_costs_only_that_connection(postgres_env):
+    driver = pg_driver(postgres_env)
+    driver.push_many("default", [_job()])
+
+    class Stop(BaseException):
+        pass
+
+    def interrupt(signum, frame):
+        raise Stop()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Stop), driver._session.use() as conn:
+            conn.execute("SELECT pg_sleep(5)")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [s.ready for s in driver.stats()] == [1]  # a fresh connection, at once
     driver.close()
