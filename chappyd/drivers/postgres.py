@@ -100,7 +100,9 @@ class PostgresDriver:
                     conn.execute(Q["record_migration"], {"version": version})
 
     def schema_sql(self) -> str:
-        parts = [Q["migrations_table"] + ";"]
+        parts = [f"-- chappyd schema for PostgreSQL, migrations 1 to {LATEST}. Idempotent: "
+                 "applying it again, or\n-- over a schema migrate() built, changes nothing.",
+                 Q["migrations_table"] + ";"]
         for version, sql in MIGRATIONS:
             parts.append(sql)
             parts.append(Q["record_migration"].replace("%(version)s", str(version)) + ";")
