@@ -44,14 +44,16 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    # libpq also takes the password as a parameter: postgresql://host/db?password=...
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts._replace(query=query)) if query != parts.query else url
     user = quote(parts.username or "", safe="")
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def default_sqlite_path(environ: Mapping[str, str]) -> Path:

@@ -9,7 +9,7 @@ import re
 from functools import cache
 from importlib import resources
 
-_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^-- name: ([a-z][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 @cache
