@@ -28,6 +28,7 @@
 #             re-run. Without it the unit runs with a drop-in Type=exec, WatchdogSec=0.
 #   redis     chappyd/drivers/redis.py: the 100-job scenario on Debian's redis-server
 #             (without it, those steps run on the SQLite default instead).
+#   postgres  chappyd/drivers/postgres.py: 20 jobs on Debian's PostgreSQL 15.
 #   manpages  man/chappyd.8 and man/chappyctl.1 (lintian no-manual-page; verify --man).
 : "${CHAPPY_DEB_PENDING=redis}"
 export CHAPPY_DEB_PENDING
@@ -39,7 +40,7 @@ suite=bookworm
 include=systemd,systemd-sysv,dbus
 # In the cached root so that the test does not download them each time; the .deb's own
 # Depends are added below, so a new dependency changes the key and rebuilds the root.
-extras=(redis-server man-db)
+extras=(redis-server postgresql man-db)
 unit=chappyd@emails.service
 
 passed=0
@@ -85,9 +86,10 @@ deb=$(realpath "$CHAPPY_DEB")
 say "testing $deb"
 
 listing=$(dpkg-deb -c "$deb")
-have_master=0 have_redis=0 have_manpages=0
+have_master=0 have_redis=0 have_postgres=0 have_manpages=0
 has_part master usr/lib/python3/dist-packages/chappyd/master.py && have_master=1
 has_part redis usr/lib/python3/dist-packages/chappyd/drivers/redis.py && have_redis=1
+has_part postgres usr/lib/python3/dist-packages/chappyd/drivers/postgres.py && have_postgres=1
 has_part manpages usr/share/man/man8/chappyd.8.gz && have_manpages=1
 
 # ------------------------------------------------------------------ the container
@@ -240,6 +242,41 @@ in_ct systemctl disable --now "$unit" 2>/dev/null
 expect_eq "$unit stop result (SQLite)" \
     "$(in_ct systemctl show -p Result --value "$unit")" success
 in_ct rm /etc/chappyd/emails.env
+
+# ------------------------------------------------------------------ PostgreSQL, one instance
+
+# Debian's PostgreSQL 15 and psycopg 3.1, configured for one instance only (chappyd@reports
+# serves the queue "reports"); its password must never reach the journal.
+if [ "$have_postgres" -eq 0 ]; then
+    pending "20 jobs on Debian's PostgreSQL through chappyd@reports [postgres]"
+else
+    pg_unit=chappyd@reports.service
+    pg_password=e2e-Secret-$$
+    wait_until 60 "PostgreSQL accepting connections" \
+        in_ct runuser -u postgres -- psql -qtAc 'SELECT 1'
+    in_ct runuser -u postgres -- psql -q -c "CREATE ROLE chappy LOGIN PASSWORD '$pg_password'" \
+        -c "CREATE DATABASE chappy OWNER chappy"
+    write_ct /etc/chappyd/reports.env <<EOF
+DATABASE_URL=postgresql://chappy:$pg_password@127.0.0.1:5432/chappy
+CHAPPY_JOBS=chappy_e2e
+CHAPPY_WORKERS=1
+EOF
+    in_ct systemctl start "$pg_unit"
+    expect_eq "$pg_unit on PostgreSQL" "$(in_ct systemctl is-active "$pg_unit")" active
+    ctl_instance=reports
+    push_records pg 1 20
+    wait_until 60 "20 jobs handled (PostgreSQL)" handled_is pg 20
+    expect_eq "JSON job_done lines in the journal (PostgreSQL)" "$(job_done_lines "$pg_unit")" 20
+    pg_seen=$(in_ct journalctl -u "$pg_unit" -o cat --no-pager; in_ct chappyctl \
+        --instance=reports status; in_ct chappyd --instance=reports --check-config)
+    ! grep -qF "$pg_password" <<<"$pg_seen" || fail "the PostgreSQL password was shown"
+    ok "the PostgreSQL password is in no log line, status or --check-config"
+    in_ct systemctl stop "$pg_unit"
+    expect_eq "$pg_unit stop result" "$(in_ct systemctl show -p Result --value "$pg_unit")" \
+        success
+    ctl_instance=emails
+    in_ct rm /etc/chappyd/reports.env
+fi
 
 # ------------------------------------------------------------------ 100 jobs, the master's signals
 

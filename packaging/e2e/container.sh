@@ -14,7 +14,7 @@ prepare_root() {
     mapfile -t depends < <(dpkg-deb -f "$deb" Depends | tr ',' '\n' |
         sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' | grep -v '^$')
     mapfile -t packages < <(printf '%s\n' "${extras[@]}" "${depends[@]}" | sort -u)
-    key=$(printf '%s\n' v1 "$suite" "$mirror" "$include" "${packages[@]}" |
+    key=$(printf '%s\n' v2 "$suite" "$mirror" "$include" "${packages[@]}" |
         sha256sum | cut -c1-16)
     root=$cache/root-$key
 
@@ -55,6 +55,9 @@ make_root() {
         fail "installing ${packages[*]} in the root failed (log: $cache/chroot-apt.log)"
     fi
     rm -f "$tmp/usr/sbin/policy-rc.d"
+    # The chroot shared the host's network, so a PostgreSQL there made the new cluster
+    # pick 5433; in the container's own network 5432 is free, where tests expect it.
+    sed -i 's/^port = [0-9]*/port = 5432/' "$tmp"/etc/postgresql/*/main/postgresql.conf
     chroot "$tmp" apt-get clean
     mv "$tmp" "$root"
 }

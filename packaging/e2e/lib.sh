@@ -76,9 +76,9 @@ handled_is() { [ "$(distinct_handled "$1")" = "$2" ]; }
 events_at_least() { [ "$(count_events "$1" "$2")" -ge "$3" ]; }
 # The unit's journal for its current invocation, as the daemon's lines (systemd's own
 # lines about the unit are left out): every one must be JSON.
-journal_events() {
+journal_events() {  # journal_events [UNIT]
     local invocation
-    invocation=$(in_ct systemctl show -p InvocationID --value "$unit")
+    invocation=$(in_ct systemctl show -p InvocationID --value "${1:-$unit}")
     in_ct journalctl "_SYSTEMD_INVOCATION_ID=$invocation" -o cat --no-pager |
         in_ct python3 -c '
 import collections, json, sys
@@ -91,7 +91,7 @@ for line in sys.stdin:
 for event, n in sorted(counts.items()):
     print(event, n)'
 }
-job_done_lines() { journal_events | awk '$1 == "job_done" {print $2}'; }
+job_done_lines() { journal_events "$@" | awk '$1 == "job_done" {print $2}'; }
 main_pid() { in_ct systemctl show -p MainPID --value "$unit"; }
 # The unit's processes other than its main one: the master's children.
 children() {
@@ -109,13 +109,16 @@ busy = [q for q in doc["queues"] if q["queue"] == "emails"
         and (q["ready"], q["delayed"], q["reserved"], q["failed"]) != (0, 0, 0, 0)]
 sys.exit(1 if busy else 0)'
 }
-push_records() {  # push_records SCENARIO FIRST LAST [runuser -u USER --]: one chappyctl each
+# push_records SCENARIO FIRST LAST [runuser -u USER --]: one chappyctl push per job, to
+# the queue and with the configuration of instance $ctl_instance (default emails).
+push_records() {
     local scenario=$1 first=$2 last=$3
     shift 3
     # Four at a time: each chappyctl is a Python start-up (~0.25 s here).
-    in_ct "$@" sh -c 'seq "$1" "$2" | xargs -P 4 -I N chappyctl --instance=emails push \
-        chappy_e2e.Record --data "{\"n\": N, \"scenario\": \"$3\"}" >/dev/null' \
-        sh "$first" "$last" "$scenario" || fail "chappyctl push #$first..$last"
+    in_ct "$@" sh -c 'seq "$1" "$2" | xargs -P 4 -I N chappyctl --instance="$4" push \
+        --queue "$4" chappy_e2e.Record --data "{\"n\": N, \"scenario\": \"$3\"}" \
+        >/dev/null' sh "$first" "$last" "$scenario" "${ctl_instance:-emails}" \
+        || fail "chappyctl push #$first..$last"
 }
 # Seconds the unit has been active.
 uptime_s() {
