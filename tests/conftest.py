@@ -34,9 +34,11 @@ os.environ["CHAPPY_CONFIG"] = str(_EMPTY_CONFIG)
 #: Backends the contract suite and the e2e tests run on; one line per backend.
 BACKENDS = [
     "sqlite",
+    "redis",
 ]
 
 pytest_plugins = [
+    "tests.servers.redis",
 ]
 
 

@@ -1,0 +1,186 @@
+"""The Redis driver: every state lives in Redis and moves in atomic Lua scripts.
+
+A queue is a ready list, a delayed zset (by available_at), an in-flight zset (by lease
+deadline), a failed zset (by failed_at) and one hash per job; the layout is in
+redis_keys.py and each transition is one script in drivers/lua/. A job is never only in
+a worker's memory: idle workers block on a per-queue *wake* list that holds markers,
+never jobs, so a process killed at any instant loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from chappyd.drivers.base import NewJob, Reservation
+from chappyd.drivers.redis_admin import RedisAdmin
+from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
+from chappyd.drivers.redis_scripts import Call, script
+
+if TYPE_CHECKING:
+    import redis
+
+#: Jobs reserved per call. A reserve is one round trip for the whole batch while acks
+#: stay one per job, so a SIGKILL re-runs at most the one job that was running; the
+#: rest of the batch is released by the master (bench: docs/readme/redis.md).
+PREFETCH = 8
+#: At most this many raw payloads from a PHP producer are taken in per reserve call.
+INTAKE_PER_CALL = 64
+#: At most this many due delayed jobs are promoted per queue per reserve call.
+PROMOTE_PER_CALL = 256
+#: Pushes larger than this go as several script calls in one pipelined round trip.
+PUSH_CHUNK = 1000
+#: expire_leases takes back at most this many jobs per queue per call.
+EXPIRE_PER_CALL = 1000
+LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
+
+
+class RedisDriver(RedisAdmin):
+    kind = "redis"
+    prefetch = PREFETCH
+
+    def migrate(self) -> None:
+        """Nothing to create: keys appear on first write. Checks the connection and
+        loads every script so the first real call needs no SCRIPT LOAD."""
+        from chappyd.drivers.redis_scripts import ALL_SCRIPTS
+
+        with self.guard() as client:
+            for name in ALL_SCRIPTS:
+                client.script_load(script(name).source)
+
+    def schema_sql(self) -> str:
+        return ""
+
+    # -- producers --------------------------------------------------------------
+    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        if not jobs:
+            return []
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            ids = self.take_ids(client, len(jobs))
+        calls = []
+        for start in range(0, len(jobs), PUSH_CHUNK):
+            chunk_ids = ids[start:start + PUSH_CHUNK]
+            args: list[str | float] = [queue]
+            for job_id, job in zip(chunk_ids, jobs[start:start + PUSH_CHUNK], strict=True):
+                args += [job_id, job.payload, repr(float(job.available_at))]
+            keys = [k.ready, k.delayed, k.wake, *(k.job(i) for i in chunk_ids)]
+            calls.append(Call(script("push"), keys, args))
+        before = self.registering([queue])
+        if before or len(calls) > 1:
+            self.run_many(calls, before)
+        else:
+            self.run(calls[0])
+        self.registered([queue])
+        return ids
+
+    # -- workers ----------------------------------------------------------------
+    def reserve(
+        self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
+    ) -> list[Reservation]:
+        keys: list[str] = []
+        for queue in queues:
+            k = self.keys.queue(queue)
+            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
+        with self.guard() as client:
+            first_id = self.spare_ids(client, INTAKE_PER_CALL)
+        args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL,
+                os.urandom(6).hex(), PROMOTE_PER_CALL, *queues]
+        call = Call(script("reserve"), keys, args)
+        before = self.registering(queues)
+        result = self.run_many([call], before)[0] if before else self.run(call)
+        self.registered(queues)
+        self.use_ids(int(result[0]))
+        return _reservations(result[1:])
+
+    def wait(self, queues: Sequence[str], timeout_s: float) -> None:
+        """Block on the queues' wake lists (BRPOP pops a marker, never a job) until work
+        is signalled ('1') or the next delayed job falls due. A 'd' marker says a
+        delayed job was added: re-read the next due time and block again."""
+        deadline = time.monotonic() + min(timeout_s, SOCKET_TIMEOUT_S - 2.0)
+        wake_keys = [self.keys.queue(q).wake for q in queues]
+        with self.guard() as client:
+            while (block_s := min(deadline - time.monotonic(), self._due_in(client, queues))) > 0:
+                # BRPOP takes fractional seconds since Redis 6; 0 would mean "forever"
+                popped = client.brpop(wake_keys, timeout=max(block_s, 0.01))
+                if popped is None or popped[1] != "d":
+                    return
+
+    def _due_in(self, client: redis.Redis, queues: Sequence[str]) -> float:
+        """Seconds (server clock) until the first delayed job of `queues` falls due."""
+        pipe = client.pipeline(transaction=False)
+        pipe.time()
+        for queue in queues:
+            pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
+        (seconds, micros), *firsts = pipe.execute()
+        now = seconds + micros / 1e6
+        return min((first[0][1] - now for first in firsts if first), default=float("inf"))
+
+    def ack(self, reservation: Reservation) -> bool:
+        k = self.keys.queue(reservation.queue)
+        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight],
+                             [reservation.id, reservation.token])) == 1
+
+    def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
+        k = self.keys.queue(reservation.queue)
+        keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake]
+        args = [reservation.id, reservation.token, repr(float(available_at)), error]
+        return self.run(Call(script("retry"), keys, args)) == 1
+
+    def fail(self, reservation: Reservation, error: str) -> bool:
+        k = self.keys.queue(reservation.queue)
+        keys = [k.job(reservation.id), k.inflight, k.failed]
+        return self.run(Call(script("fail"), keys,
+                             [reservation.id, reservation.token, error])) == 1
+
+    def release(self, reservations: Sequence[Reservation]) -> int:
+        by_queue: dict[str, list[Reservation]] = defaultdict(list)
+        for r in reservations:
+            by_queue[r.queue].append(r)
+        calls = []
+        for queue, group in by_queue.items():
+            k = self.keys.queue(queue)
+            keys = [k.inflight, k.ready, k.wake, *(k.job(r.id) for r in group)]
+            args = [value for r in group for value in (r.id, r.token)]
+            calls.append(Call(script("release"), keys, args))
+        return sum(self.run_many(calls))
+
+    # -- the master -------------------------------------------------------------
+    def _owner_call(self, name: str, args: Sequence[str | float], *parts: str) -> object:
+        """One script over every known queue: the in-flight zsets are where an owner's
+        jobs are, and every queue a job was reserved from is in the queue index."""
+        queues = self.known_queues()
+        if not queues:
+            return [] if name == "held_by" else 0
+        keys = [getattr(self.keys.queue(q), part) for q in queues for part in parts]
+        extra = queues if name == "held_by" else []
+        return self.run(Call(script(name), keys, [*args, *extra]))
+
+    def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
+        if not owners:
+            return 0
+        return int(self._owner_call("extend_leases", [repr(float(lease_s)), *owners],
+                                    "inflight", "job_prefix"))
+
+    def held_by(self, owner: str) -> list[Reservation]:
+        result = self._owner_call("held_by", [owner], "inflight", "job_prefix")
+        return sorted(_reservations(result), key=lambda r: int(r.id))
+
+    def release_owner(self, owner: str) -> int:
+        return int(self._owner_call("release_owner", [owner],
+                                    "inflight", "ready", "wake", "job_prefix"))
+
+    def expire_leases(self) -> int:
+        return int(self._owner_call("expire_leases", [LEASE_EXPIRED, EXPIRE_PER_CALL],
+                                    "inflight", "ready", "wake", "job_prefix"))
+
+
+def _reservations(flat: Sequence) -> list[Reservation]:
+    return [
+        Reservation(str(flat[i]), flat[i + 1], flat[i + 2], int(flat[i + 3]), flat[i + 4],
+                    float(flat[i + 5]))
+        for i in range(0, len(flat), 6)
+    ]

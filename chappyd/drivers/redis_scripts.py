@@ -1,0 +1,89 @@
+"""The Lua scripts of the Redis driver: loaded from drivers/lua/*.lua once, run by
+EVALSHA, and loaded again when the server answers NOSCRIPT (after a restart or a
+SCRIPT FLUSH). A NOSCRIPT reply means the script did not run, so running it again
+after the load is exact, also inside a pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+Arg = str | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One script call: the keys it touches and its arguments."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+@cache
+def script(name: str) -> Script:
+    source = resources.files("chappyd.drivers").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+def _is_noscript(result: object) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(result, NoScriptError)
+
+
+def run(client: redis.Redis, call: Call) -> Any:
+    """Run one script call (one round trip when the script is cached)."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+    except NoScriptError:
+        client.script_load(call.script.source)
+        return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+
+
+def run_many(client: redis.Redis, calls: Sequence[Call], before: Sequence[tuple] = ()) -> list:
+    """Run plain commands `before` (name, *args), then `calls`, in one pipelined round
+    trip; returns the results of `calls`. Script errors are raised."""
+    results = _pipeline(client, before, calls)[len(before):]
+    missing = [i for i, result in enumerate(results) if _is_noscript(result)]
+    if missing:
+        for source in {calls[i].script.source for i in missing}:
+            client.script_load(source)
+        again = _pipeline(client, (), [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call]) -> list:
+    pipe = client.pipeline(transaction=False)
+    for command in before:
+        pipe.execute_command(*command)
+    for call in calls:
+        pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+    return list(pipe.execute(raise_on_error=False))
+
+
+ALL_SCRIPTS = ("push", "reserve", "ack", "retry", "fail", "release", "held_by",
+               "extend_leases", "release_owner", "expire_leases", "stats", "retry_failed",
+               "forget", "clear")
