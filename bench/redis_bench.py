@@ -86,7 +86,8 @@ class Bench:
     def workers(self, *flags: str) -> list[subprocess.Popen[bytes]]:
         code = "import sys; from chappyd.cli.chappyd import main; "
         if self.prefetch is not None:
-            code += f"import chappyd.drivers.redis as r; r.RedisDriver.prefetch = {self.prefetch}; "
+            code += ("import chappyd.drivers.redis as r; "
+                     f"r.RedisDriver.prefetch = r.RedisDriver.prefetch_max = {self.prefetch}; ")
         code += f"sys.exit(main({list(flags)!r}))"
         return [subprocess.Popen([sys.executable, "-c", code], env=self.env)
                 for _ in range(self.procs)]
@@ -142,7 +143,7 @@ class Bench:
         qm = self.manager()
         lat = self.run_dir / "lat"
         try:
-            for i in range(5 + k):
+            for _ in range(5 + k):
                 before = len(read_doubles(str(lat)))
                 qm.push(QUEUE, {"job": "bench.Probe", "data": {"t": time.time()}})
                 deadline = time.monotonic() + 10
@@ -216,7 +217,8 @@ def print_table(args: argparse.Namespace, runs: dict[str, list]) -> None:
     print(f"chappyd {__version__} ({commit}), redis-py {redis.__version__}, Redis {version}, "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs; "
           f"AOF {'off' if args.no_aof else 'everysec'}, prefetch "
-          f"{args.prefetch or RedisDriver.prefetch}, {args.procs} worker processes, "
+          f"{args.prefetch or f'adaptive 1-{RedisDriver.prefetch_max}'}, "
+          f"{args.procs} worker processes, "
           f"median of {args.repeats}\n")
     print("| measure | chappyd redis |")
     print("|---|---|")

@@ -1,0 +1,46 @@
+"""The reserve batch follows how long jobs take: fast jobs in batches, slow ones singly."""
+
+from __future__ import annotations
+
+import time
+
+from chappyd.drivers.base import NewJob
+from chappyd.drivers.redis import PREFETCH_MAX, PREFETCH_WINDOW_S
+
+from ..drivers.helpers import OWNER, payload
+
+
+def _work_off(driver, per_job_s: float, rounds: int) -> list[int]:
+    sizes = []
+    for _ in range(rounds):
+        taken = driver.reserve(["default"], OWNER, 30, driver.prefetch)
+        sizes.append(len(taken))
+        for r in taken:
+            end = time.monotonic() + per_job_s
+            while time.monotonic() < end:  # a job that keeps the worker busy
+                pass
+            driver.ack(r)
+    return sizes
+
+
+def test_fast_jobs_are_reserved_in_batches_up_to_the_maximum(driver):
+    driver.push_many("default", [NewJob(payload(), time.time())] * 400)
+    _work_off(driver, 0.0, 6)
+    assert driver.prefetch == PREFETCH_MAX
+
+
+def test_slow_jobs_are_reserved_one_at_a_time(driver):
+    driver.push_many("default", [NewJob(payload(), time.time())] * 40)
+    sizes = _work_off(driver, 2 * PREFETCH_WINDOW_S, 4)
+    assert driver.prefetch == 1
+    assert sizes[-1] == 1
+
+
+def test_an_idle_gap_does_not_shrink_the_batch(driver):
+    driver.push_many("default", [NewJob(payload(), time.time())] * 40)
+    _work_off(driver, 0.0, 4)
+    before = driver.prefetch
+    assert driver.reserve(["other"], OWNER, 30, before) == []  # went idle: a partial batch
+    time.sleep(0.05)
+    _work_off(driver, 0.0, 1)
+    assert driver.prefetch == before
