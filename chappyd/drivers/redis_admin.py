@@ -174,24 +174,29 @@ class RedisAdmin(RedisConnection):
 
     # -- persistence ------------------------------------------------------------------
     def persistence_warning(self) -> str | None:
-        """A one-line warning when Redis would lose jobs on its own restart (AOF off),
-        else None. The master logs it at start."""
+        """A one-line warning when Redis may lose jobs by itself: AOF off (lost on a
+        restart), appendfsync no, or an eviction policy that may delete job keys under
+        memory pressure; else None. The master logs it at start."""
         from redis.exceptions import ResponseError
 
         with self.guard() as client:
-            info = client.info("persistence")
+            info = {**client.info("persistence"), **client.info("memory")}
             try:
                 fsync = client.config_get("appendfsync").get("appendfsync")
             except ResponseError:  # CONFIG may be renamed away or denied by an ACL
                 fsync = None
+        problems = []
         if not int(info.get("aof_enabled", 0)):
-            return (f"{self.description} runs without AOF persistence (appendonly no): "
-                    "jobs pushed since its last snapshot are lost if Redis restarts; "
-                    "set appendonly yes and appendfsync everysec")
-        if fsync == "no":
-            return (f"{self.description} has appendfsync no: a power loss can lose up to "
-                    "~30 s of pushed jobs; appendfsync everysec bounds that to ~1 s")
-        return None
+            problems.append("runs without AOF (appendonly no): jobs pushed since its last "
+                            "snapshot are lost if Redis restarts; set appendonly yes")
+        elif fsync == "no":
+            problems.append("has appendfsync no: a power loss can lose ~30 s of jobs; "
+                            "appendfsync everysec bounds that to ~1 s")
+        policy = info.get("maxmemory_policy", "noeviction")
+        if policy != "noeviction":
+            problems.append(f"has maxmemory-policy {policy}: it may evict job keys when "
+                            "memory runs out; set maxmemory-policy noeviction")
+        return f"{self.description} " + "; it ".join(problems) if problems else None
 
 
 def _record(job_id: str, queue: str, h: dict[str, str], now: float) -> JobRecord:

@@ -121,6 +121,13 @@ def test_persistence_warning_only_without_aof(driver, backend_env):
     finally:
         raw.config_set("appendonly", "yes")
     assert warning is not None and "appendonly yes" in warning and "***" not in warning
+    raw.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        warning = driver.persistence_warning()
+    finally:
+        raw.config_set("maxmemory-policy", "noeviction")
+    assert warning is not None and "maxmemory-policy noeviction" in warning
+    assert "AOF" not in warning
 
 
 def test_passwords_and_acl_users_work(own_redis):
