@@ -18,7 +18,7 @@ from chappyd.manager import QueueManager
 
 from ..conftest import settings_for
 from ..drivers.helpers import OWNER, payload, push, reserve_one, stats_of
-from ..servers.redis import free_port
+from ..servers.redis import RedisServer, free_port
 from .helpers import start_worker, stop_workers, wait_until
 from .jobs import recorded
 
@@ -128,6 +128,23 @@ def test_persistence_warning_only_without_aof(driver, backend_env):
         raw.config_set("maxmemory-policy", "noeviction")
     assert warning is not None and "maxmemory-policy noeviction" in warning
     assert "AOF" not in warning
+
+
+def test_rediss_connects_over_tls(tmp_path):
+    server = RedisServer(tmp_path, tls=True)
+    server.start()
+    try:
+        url = (f"rediss://127.0.0.1:{server.port}/0?ssl_cert_reqs=required"
+               f"&ssl_ca_certs={tmp_path / 'server.pem'}")
+        driver = open_driver(settings_for(_env(url)))
+        job_id = push(driver)
+        assert reserve_one(driver).id == job_id
+        driver.close()
+        plain = open_driver(settings_for(_env(f"redis://127.0.0.1:{server.port}/0")))
+        with pytest.raises(BackendUnavailable):
+            push(plain)
+    finally:
+        server.stop()
 
 
 def test_passwords_and_acl_users_work(own_redis):

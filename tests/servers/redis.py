@@ -43,10 +43,11 @@ class RedisServer:
     """One redis-server process with AOF (appendfsync everysec) in `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: bool = False) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.password = password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,6 +62,14 @@ class RedisServer:
                 "--logfile", str(self.directory / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            make_certificate(self.directory)
+            # TLS only: the plain port is off, so a client that forgets rediss:// fails
+            args[args.index("--port") + 1] = "0"
+            args += ["--tls-port", str(self.port), "--tls-auth-clients", "no",
+                     "--tls-cert-file", str(self.directory / "server.pem"),
+                     "--tls-key-file", str(self.directory / "server.key"),
+                     "--tls-ca-cert-file", str(self.directory / "server.pem")]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         self._wait_ready()
@@ -72,6 +81,12 @@ class RedisServer:
             if self.process.poll() is not None:
                 log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
                 pytest.fail(f"redis-server exited at start: {log}", pytrace=False)
+            if self.tls:
+                with contextlib.suppress(OSError), socket.create_connection(
+                        ("127.0.0.1", self.port), timeout=0.5):
+                    return  # the TLS port accepts: the server is up
+                time.sleep(0.02)
+                continue
             with contextlib.suppress(OSError), socket.create_connection(
                     ("127.0.0.1", self.port), timeout=0.5) as sock:
                 auth = (f"AUTH {self.password}\r\n" if self.password else "").encode()
@@ -101,6 +116,18 @@ class RedisServer:
     def restart(self, kill: bool = True) -> None:
         self.kill() if kill else self.stop()
         self.start()
+
+
+def make_certificate(directory: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (server.pem, server.key), by openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl not found on PATH: apt-get install openssl", pytrace=False)
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(directory / "server.key"), "-out", str(directory / "server.pem")],
+        check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")
