@@ -19,6 +19,7 @@ from chappyd.drivers.base import NewJob, Reservation
 from chappyd.drivers.redis_admin import RedisAdmin
 from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
 from chappyd.drivers.redis_scripts import Call, script
+from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     import redis
@@ -50,6 +51,7 @@ class RedisDriver(RedisAdmin):
     prefetch_max = PREFETCH_MAX
     _last_reserve_at = 0.0
     _last_full_batch = 0
+    _lost_reserve: tuple[str, str] | None = None  # (owner, token seed) of a lost reply
 
     def migrate(self) -> None:
         """Nothing to create: keys appear on first write. Checks the connection and
@@ -90,22 +92,42 @@ class RedisDriver(RedisAdmin):
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:
+        if self._lost_reserve is not None:
+            recovered = self._recover_lost_reserve()
+            if recovered:
+                return recovered
         keys: list[str] = []
         for queue in queues:
             k = self.keys.queue(queue)
             keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
         with self.guard() as client:
             first_id = self.spare_ids(client, INTAKE_PER_CALL)
-        args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL,
-                os.urandom(6).hex(), PROMOTE_PER_CALL, *queues]
+        seed = os.urandom(6).hex()
+        args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL, seed,
+                PROMOTE_PER_CALL, *queues]
         call = Call(script("reserve"), keys, args)
         before = self.registering(queues)
-        result = self.run_many([call], before)[0] if before else self.run(call)
+        try:
+            result = self.run_many([call], before)[0] if before else self.run(call)
+        except BackendUnavailable:
+            # the script may have run and only its reply been lost: those jobs would be
+            # held (and their leases renewed by our master) with nobody running them
+            self._lost_reserve = (owner, seed)
+            raise
         self.registered(queues)
         self.use_ids(int(result[0]))
         taken = _reservations(result[1:])
         self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
         return taken
+
+    def _recover_lost_reserve(self) -> list[Reservation]:
+        """The jobs of a reserve whose reply never arrived (their tokens start with its
+        seed), now handed out; [] when it never ran."""
+        assert self._lost_reserve is not None
+        owner, seed = self._lost_reserve
+        held = self.held_by(owner)
+        self._lost_reserve = None
+        return [r for r in held if r.token.startswith(seed + ".")]
 
     def _adapt_prefetch(self, full_batch: int) -> None:
         """Size the next batch from how fast the last full one was worked off. A partial

@@ -67,10 +67,15 @@ class RedisConnection:
             # of a block inherited over fork() would be handed out twice
             self._reset()
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
             pool = redis.ConnectionPool.from_url(
                 self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
+                # never re-send a command by itself: a push sent twice is two jobs. A
+                # failure is BackendUnavailable; reserve recovers a lost reply itself.
+                retry=Retry(NoBackoff(), 0),
             )
             # one process, one thread: holding the one connection saves the pool's
             # check-out/check-in on every command (a worker sends about 1.1 per job)
@@ -106,7 +111,10 @@ class RedisConnection:
             # closing a broken socket may fail again; there is nothing left to save
             with suppress(Exception):
                 client.connection_pool.disconnect()
-        self._registered.clear()  # the server may have restarted without its data
+        # the server may have restarted without its data: register queues again, and
+        # take a fresh id block (a reset counter would hand out our block's ids again)
+        self._registered.clear()
+        self._id_next = self._id_end = 0
 
     def _redact(self, exc: Exception) -> str:
         text = str(exc) or type(exc).__name__

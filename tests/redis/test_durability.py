@@ -161,3 +161,23 @@ def test_passwords_and_acl_users_work(own_redis):
     assert reserve_one(by_acl).id == job_id
     for drv in (by_parts, by_acl):
         drv.close()
+
+
+def test_a_reserve_whose_reply_was_lost_is_handed_out_by_the_next_one(driver, monkeypatch):
+    job_id = push(driver)
+    assert driver.reserve(["default", "other"], OWNER, 30, 0) == []  # connected, registered
+    real_run = driver.run
+
+    def run_then_lose_the_reply(call):
+        real_run(call)
+        raise BackendUnavailable("Redis at test", "connection reset while reading the reply")
+
+    monkeypatch.setattr(driver, "run", run_then_lose_the_reply)
+    with pytest.raises(BackendUnavailable):
+        driver.reserve(["default", "other"], OWNER, 30, 4)
+    monkeypatch.undo()
+    assert driver.get(job_id).state == JobState.RESERVED  # the script did run
+    (again,) = driver.reserve(["default", "other"], OWNER, 30, 4)
+    assert (again.id, again.attempts) == (job_id, 1)
+    assert driver.ack(again)
+    assert driver.reserve(["default", "other"], OWNER, 30, 4) == []
