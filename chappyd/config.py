@@ -290,15 +290,17 @@ def parse_env_file(text: str, path: str) -> dict[str, str]:
 def _unquote(raw: str, key: str, where: str) -> str:
     if raw[:1] in ("'", '"'):
         quote_char = raw[0]
-        end = raw.find(quote_char, 1)
-        if end == -1:
+        end = 1
+        while end < len(raw) and raw[end] != quote_char:
+            end += 2 if quote_char == '"' and raw[end] == "\\" else 1
+        if end >= len(raw):
             raise ConfigError(key, None, where, f"unterminated {quote_char} quote")
         rest = raw[end + 1 :].strip()
         if rest and not rest.startswith("#"):
             raise ConfigError(key, None, where, "text after the closing quote")
         value = raw[1:end]
         if quote_char == '"':
-            value = value.replace("\\n", "\n").replace('\\"', '"')
+            value = re.sub(r'\\(["\\n])', lambda m: "\n" if m[1] == "n" else m[1], value)
         return value
     # an unquoted value ends at a " #" comment
     return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
@@ -404,7 +406,8 @@ def _build(
         try:
             values[option.attr] = option.parse(text)
         except ValueError as exc:
-            shown = None if option.secret else text
+            shown = redact_url(text) if key.endswith("_URL") else (
+                None if option.secret else text)
             raise ConfigError(key, shown, source, str(exc)) from None
         sources[key] = source
 

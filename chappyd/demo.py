@@ -15,5 +15,5 @@ class Hello(Job):
     name = "chappyd.demo.Hello"
 
     def handle(self) -> None:
-        log.warning("hello", greeting=f"Hello, {self.data.get('name', 'world')}!",
+        log.info("hello", greeting=f"Hello, {self.data.get('name', 'world')}!",
                     job_id=self.job_id, attempt=self.attempts)

@@ -61,6 +61,9 @@ class SqliteDriver:
                 str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
             )
+            # a producer may store bytes that are not UTF-8: the payload must still load
+            # (and then fail as InvalidPayload) instead of breaking every reservation
+            conn.text_factory = _decode_text
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a crash of any process; only a power loss can
@@ -284,6 +287,10 @@ class SqliteDriver:
     def clear(self, queue: str) -> int:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+
+def _decode_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def _record(row: tuple, now: float) -> JobRecord:

@@ -1,0 +1,47 @@
+"""Jobs the foundation e2e tests run; each records its run in $CHAPPY_TEST_LOG."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from chappyd import Job
+
+
+def record(job: Job, **extra: object) -> None:
+    line = json.dumps({"id": job.job_id, "attempt": job.attempts, "pid": os.getpid(),
+                       "t": time.time(), "job": type(job).name, **extra}) + "\n"
+    fd = os.open(os.environ["CHAPPY_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+class Record(Job):
+    def handle(self) -> None:
+        record(self, data=self.data)
+
+
+class FailTwice(Job):
+    """Fails its first two attempts, then succeeds."""
+
+    def backoff(self) -> list[int]:
+        return [1, 2]
+
+    def handle(self) -> None:
+        record(self)
+        if self.attempts <= 2:
+            raise RuntimeError(f"planned failure {self.attempts}")
+
+
+class AlwaysFails(Job):
+    tries = 2
+
+    def backoff(self) -> int:
+        return 0
+
+    def handle(self) -> None:
+        record(self)
+        raise ValueError("always fails")

@@ -1,0 +1,6 @@
+from chappyd import Job
+
+
+class Top(Job):
+    def handle(self):
+        pass

@@ -1,0 +1,6 @@
+from chappyd import Job
+
+
+class Deep(Job):
+    def handle(self):
+        pass
