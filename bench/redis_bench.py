@@ -146,6 +146,22 @@ class Bench:
         assert len(stamps) == n, f"{len(stamps)} jobs ran, expected {n}"
         return n / (stamps[-1] - spawned), (n - 1) / (stamps[-1] - stamps[0])
 
+    def idle_cpu(self, seconds: float = 10.0) -> float:
+        """CPU ms per second of all idle worker processes together, after start-up."""
+        self.reset()
+        procs = self.workers()
+        try:
+            time.sleep(2.0)  # start-up (imports, connect) is not idling
+            before = sum(_cpu_seconds(p.pid) for p in procs)
+            time.sleep(seconds)
+            used = sum(_cpu_seconds(p.pid) for p in procs) - before
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+        return used / seconds * 1000
+
     def latency(self, k: int) -> tuple[float, float]:
         self.reset()
         procs = self.workers()
@@ -191,6 +207,11 @@ def _pinned(server_pid: int) -> Iterator[None]:
         os.sched_setaffinity(0, every)
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rank(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     return values[max(0, min(len(values) - 1, int(q * len(values) + 0.999999) - 1))]
@@ -206,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-aof", action="store_true")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin server and producer to different CPUs for pushes")
-    parser.add_argument("--only", default="push,bulk,drain,latency")
+    parser.add_argument("--only", default="push,bulk,drain,latency,idle")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -224,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs["drain"].append(bench.drain(args.n))
             if "latency" in only:
                 runs["latency"].append(bench.latency(args.k))
+            if "idle" in only:
+                runs["idle"].append(bench.idle_cpu())
     finally:
         server.terminate()
         server.wait()
@@ -264,6 +287,8 @@ def print_table(args: argparse.Namespace, runs: dict[str, list]) -> None:
     if "latency" in runs:
         print(f"| idle pick-up p50 (ms) | {_median(runs['latency'], 0):.2f} |")
         print(f"| idle pick-up p99 (ms) | {_median(runs['latency'], 1):.2f} |")
+    if "idle" in runs:
+        print(f"| idle CPU, all {args.procs} workers (ms per s) | {_median(runs['idle']):.2f} |")
 
 
 if __name__ == "__main__":

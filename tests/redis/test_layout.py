@@ -7,10 +7,12 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import NewJob, WorkerInfo
+from chappyd.errors import ConfigError
 
 from ..conftest import settings_for
 from ..drivers.helpers import OWNER, payload, push, reserve_one
@@ -60,6 +62,20 @@ def test_every_key_carries_its_queue_in_a_hash_tag(driver, backend_env):
     assert tags == {"emails", "high/low@x:1", "@global"}
     # the plain intake list shares its queue's slot: scripts may move jobs out of it
     assert keyslot("emails") == keyslot("chappy:{emails}:ready")
+
+
+def test_a_prefix_with_braces_is_a_config_error(backend_env):
+    with pytest.raises(ConfigError, match="CHAPPY_REDIS_PREFIX"):
+        open_driver(settings_for(backend_env, CHAPPY_REDIS_PREFIX="app{x}"))
+
+
+def test_the_prefix_setting_prefixes_every_key(backend_env):
+    driver = open_driver(settings_for(backend_env, CHAPPY_REDIS_PREFIX="shop1"))
+    push(driver, "emails")
+    raw = redis.Redis.from_url(backend_env["REDIS_URL"], decode_responses=True)
+    assert all(key.startswith(("shop1:{emails}:", "shop1:{@global}:"))
+               for key in raw.scan_iter())
+    driver.close()
 
 
 def test_the_driver_never_uses_keys_or_scan():
