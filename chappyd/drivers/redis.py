@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from chappyd.drivers.base import NewJob, Reservation
 from chappyd.drivers.redis_admin import RedisAdmin
 from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
-from chappyd.drivers.redis_scripts import Call, script
+from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -56,8 +56,6 @@ class RedisDriver(RedisAdmin):
     def migrate(self) -> None:
         """Nothing to create: keys appear on first write. Checks the connection and
         loads every script so the first real call needs no SCRIPT LOAD."""
-        from chappyd.drivers.redis_scripts import ALL_SCRIPTS
-
         with self.guard() as client:
             for name in ALL_SCRIPTS:
                 client.script_load(script(name).source)
