@@ -34,13 +34,29 @@ BACKOFF_MAX_S = 5.0
 ID_BLOCK_MAX = 1024
 
 
+#: Error replies that mean "Redis cannot serve us now", not "this request is wrong":
+#: out of memory, failing snapshots (MISCONF), busy with a long script, no primary.
+#: Workers back off and retry. (READONLY, LOADING, NOAUTH, NOPERM have classes, below.)
+UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "BUSY", "MASTERDOWN")
+
+
 def _unavailable_errors() -> tuple[type[Exception], ...]:
     from redis import exceptions
 
     # ConnectionError covers refused/reset sockets, TLS failures, wrong passwords
     # (AuthenticationError) and a server still loading its AOF (BusyLoadingError);
-    # READONLY is a replica we were failed over to.
-    return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError)
+    # READONLY is a replica we were failed over to; NOPERM an ACL that forbids a command.
+    # OutOfMemoryError exists from redis-py 5 (4.3 leaves "OOM ..." in a ResponseError)
+    oom = getattr(exceptions, "OutOfMemoryError", exceptions.ConnectionError)
+    return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError,
+            exceptions.NoPermissionError, oom)
+
+
+def _reply_code(exc: Exception) -> str:
+    """The error reply's code; a script's error may be wrapped in 'ERR ... script: ...'."""
+    text = str(exc)
+    return text[len("Error running script"):].split(": ", 1)[-1] if text.startswith(
+        "Error running script") else text
 
 
 class RedisConnection:
@@ -99,15 +115,26 @@ class RedisConnection:
         delay = self._retry_at - time.monotonic()
         if self._failures and delay > 0:
             time.sleep(delay)
+        from redis.exceptions import ResponseError
+
         try:
             yield self.client
         except _unavailable_errors() as exc:
-            self._failures += 1
-            backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1))
-            self._retry_at = time.monotonic() + backoff
-            self._drop_client()
+            self._failed()
+            raise BackendUnavailable(self.description, self._redact(exc)) from exc
+        except ResponseError as exc:
+            # redis-py keeps the code in the message of error replies it has no class for
+            if not _reply_code(exc).startswith(UNAVAILABLE_REPLIES):
+                raise
+            self._failed()
             raise BackendUnavailable(self.description, self._redact(exc)) from exc
         self._failures = 0
+
+    def _failed(self) -> None:
+        self._failures += 1
+        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + backoff
+        self._drop_client()
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

@@ -181,3 +181,25 @@ def test_a_reserve_whose_reply_was_lost_is_handed_out_by_the_next_one(driver, mo
     assert (again.id, again.attempts) == (job_id, 1)
     assert driver.ack(again)
     assert driver.reserve(["default", "other"], OWNER, 30, 4) == []
+
+
+def test_redis_out_of_memory_is_backend_unavailable(own_redis):
+    driver = open_driver(settings_for(_env(f"{own_redis.url}/0")))
+    push(driver)
+    raw = redis.Redis.from_url(own_redis.url)
+    raw.config_set("maxmemory", "1")
+    try:
+        with pytest.raises(BackendUnavailable, match="maxmemory"):
+            push(driver)
+    finally:
+        raw.config_set("maxmemory", "0")
+    assert reserve_one(driver).attempts == 1
+    driver.close()
+
+
+def test_a_stray_key_of_another_type_under_the_queue_name_is_ignored(driver, backend_env):
+    redis.Redis.from_url(backend_env["REDIS_URL"]).set("default", "not a list")
+    job_id = push(driver)
+    assert stats_of(driver) == (1, 0, 0, 0)
+    assert reserve_one(driver).id == job_id
+    assert driver.clear("default") == 0

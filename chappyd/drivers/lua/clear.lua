@@ -22,5 +22,7 @@ if deleted < batch then
   end
   deleted = deleted + #ids
 end
-while deleted < batch and redis.call('RPOP', KEYS[3]) do deleted = deleted + 1 end
+if redis.call('TYPE', KEYS[3])['ok'] == 'list' then
+  while deleted < batch and redis.call('RPOP', KEYS[3]) do deleted = deleted + 1 end
+end
 return deleted

@@ -30,6 +30,8 @@ local out = {0}
 local taken, spare_used = 0, 0
 
 local function intake(queue, ready, delayed, plain, prefix)
+  -- a stray key of another type under the queue's name must not break the queue
+  if redis.call('TYPE', plain)['ok'] ~= 'list' then return end
   while spare_used < spare_n do
     local raw = redis.call('RPOP', plain)
     if not raw then return end

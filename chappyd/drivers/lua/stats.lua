@@ -9,10 +9,12 @@
 -- KEYS[6] intake list     q
 -- KEYS[7] job hash of the oldest ready id: built as KEYS[7]..id (deliberate exception)
 -- Returns {ready, delayed, reserved, failed, paused (0/1), oldest available_at or ''}
+local plain_n = 0
+if redis.call('TYPE', KEYS[6])['ok'] == 'list' then plain_n = redis.call('LLEN', KEYS[6]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local due = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-local ready = redis.call('LLEN', KEYS[1]) + due + redis.call('LLEN', KEYS[6])
+local ready = redis.call('LLEN', KEYS[1]) + due + plain_n
 local oldest = nil
 local function consider(at)
   at = tonumber(at)
@@ -21,7 +23,7 @@ end
 local head = redis.call('LINDEX', KEYS[1], -1)
 if head then consider(redis.call('HGET', KEYS[7] .. head, 'available_at')) end
 if due > 0 then consider(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]) end
-local raw = redis.call('LINDEX', KEYS[6], -1)
+local raw = plain_n > 0 and redis.call('LINDEX', KEYS[6], -1)
 if raw then
   local ok, decoded = pcall(cjson.decode, raw)
   if ok and type(decoded) == 'table' then consider(decoded['available_at']) end
