@@ -126,3 +126,39 @@ def test_concurrent_reservers_each_get_a_job_once(driver, backend_env, tmp_path)
     assert set(got) == set(ids)
     assert all(Path(out).read_text() for out in outs), "some reserver got nothing"
     assert driver.held_by(OWNER) == []
+
+
+def test_scripts_are_loaded_again_after_a_script_flush(driver, backend_env):
+    job_id = push(driver)
+    redis.Redis.from_url(backend_env["REDIS_URL"]).script_flush()
+    r = reserve_one(driver)  # EVALSHA answers NOSCRIPT: loaded again, run once
+    assert (r.id, r.attempts) == (job_id, 1)
+    redis.Redis.from_url(backend_env["REDIS_URL"]).script_flush()
+    assert driver.release([r]) == 1  # the same inside a pipeline
+    assert driver.get(job_id).attempts == 0
+
+
+def _expire(env: dict[str, str], out: str, go) -> None:
+    driver = open_driver(settings_for(env))
+    go.wait(10)
+    Path(out).write_text(str(driver.expire_leases()))
+    driver.close()
+
+
+def test_expire_leases_from_many_masters_at_once_moves_each_job_once(driver, backend_env,
+                                                                     tmp_path):
+    ids = driver.push_many("default", [NewJob(payload(), time.time())] * 300)
+    for i in range(0, 300, 10):
+        driver.reserve(["default"], f"h:1:{i}", 0.2, 10)
+    time.sleep(0.3)  # let every lease run out
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Event()
+    outs = [str(tmp_path / f"e{i}") for i in range(4)]
+    procs = [ctx.Process(target=_expire, args=(backend_env, out, go)) for out in outs]
+    for proc in procs:
+        proc.start()
+    go.set()
+    for proc in procs:
+        proc.join(30)
+    assert sum(int(Path(out).read_text()) for out in outs) == 300
+    assert sorted(r.id for r in driver.reserve(["default"], OWNER, 30, 400)) == sorted(ids)
