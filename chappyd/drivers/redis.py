@@ -13,12 +13,14 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from chappyd.config import Settings
 from chappyd.drivers.base import NewJob, Reservation
 from chappyd.drivers.redis_admin import RedisAdmin
 from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
-from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, script
+from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, run_after, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -49,9 +51,18 @@ class RedisDriver(RedisAdmin):
     kind = "redis"
     prefetch = PREFETCH_START
     prefetch_max = PREFETCH_MAX
-    _last_reserve_at = 0.0
-    _last_full_batch = 0
-    _lost_reserve: tuple[str, str] | None = None  # (owner, token seed) of a lost reply
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._last_reserve_at = 0.0
+        self._last_full_batch = 0
+        #: (owner, token seed) of a reserve whose reply was lost
+        self._lost_reserve: tuple[str, str] | None = None
+        #: the last reserve() request (queues, owner, lease_s, limit), repeated by wait()
+        self._last_request: tuple[tuple[str, ...], str, float, int] | None = None
+        #: reserved inside wait(), handed out by the next reserve() for the same request
+        self._pending: list[Reservation] = []
+        self._pending_for: tuple[tuple[str, ...], str] | None = None
 
     def migrate(self) -> None:
         """Nothing to create: keys appear on first write. Checks the connection and
@@ -90,33 +101,45 @@ class RedisDriver(RedisAdmin):
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:
+        if self._pending:
+            taken, self._pending = self._pending, []
+            if self._pending_for == (tuple(queues), owner):
+                return taken
+            self.release(taken)  # reserved in wait() for another request: give back
         if self._lost_reserve is not None:
             recovered = self._recover_lost_reserve()
             if recovered:
                 return recovered
-        keys: list[str] = []
-        for queue in queues:
-            k = self.keys.queue(queue)
-            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
-        with self.guard() as client:
-            first_id = self.spare_ids(client, INTAKE_PER_CALL)
-        seed = os.urandom(6).hex()
-        args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL, seed,
-                PROMOTE_PER_CALL, *queues]
-        call = Call(script("reserve"), keys, args)
+        call = self._reserve_call(queues, owner, lease_s, limit)
         before = self.registering(queues)
         try:
             result = self.run_many([call], before)[0] if before else self.run(call)
         except BackendUnavailable:
             # the script may have run and only its reply been lost: those jobs would be
             # held (and their leases renewed by our master) with nobody running them
-            self._lost_reserve = (owner, seed)
+            self._lost_reserve = (owner, str(call.args[5]))
             raise
         self.registered(queues)
-        self.use_ids(int(result[0]))
-        taken = _reservations(result[1:])
+        taken = self._reserved(result)
         self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
+        self._last_request = (tuple(queues), owner, lease_s, limit)
         return taken
+
+    def _reserve_call(self, queues: Sequence[str], owner: str, lease_s: float,
+                      limit: int) -> Call:
+        keys: list[str] = []
+        for queue in queues:
+            k = self.keys.queue(queue)
+            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
+        with self.guard() as client:
+            first_id = self.spare_ids(client, INTAKE_PER_CALL)
+        args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL,
+                os.urandom(6).hex(), PROMOTE_PER_CALL, *queues]
+        return Call(script("reserve"), keys, args)
+
+    def _reserved(self, result: Sequence) -> list[Reservation]:
+        self.use_ids(int(result[0]))
+        return _reservations(result[1:])
 
     def _recover_lost_reserve(self) -> list[Reservation]:
         """The jobs of a reserve whose reply never arrived (their tokens start with its
@@ -139,15 +162,43 @@ class RedisDriver(RedisAdmin):
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
         """Block on the queues' wake lists (BRPOP pops a marker, never a job) until work
         is signalled ('1') or the next delayed job falls due. A 'd' marker says a
-        delayed job was added: re-read the next due time and block again."""
+        delayed job was added: re-read the next due time and block again.
+
+        When the worker's last reserve() asked for these queues, the same reserve is
+        pipelined behind the BRPOP: Redis runs it the moment the wake-up comes, and the
+        next reserve() hands its jobs out without another round trip (pick-up latency).
+        Those jobs are reserved to the owner like any prefetched ones; close() gives
+        back any that were never handed out."""
         deadline = time.monotonic() + min(timeout_s, SOCKET_TIMEOUT_S - 2.0)
         wake_keys = [self.keys.queue(q).wake for q in queues]
+        request = self._last_request if self._last_request and not self._pending else None
+        if request is not None and request[0] != tuple(queues):
+            request = None
         with self.guard() as client:
             while (block_s := min(deadline - time.monotonic(), self._due_in(client, queues))) > 0:
                 # BRPOP takes fractional seconds since Redis 6; 0 would mean "forever"
-                popped = client.brpop(wake_keys, timeout=max(block_s, 0.01))
+                brpop = ("BRPOP", *wake_keys, max(block_s, 0.01))
+                if request is None:
+                    popped = client.execute_command(*brpop)
+                else:
+                    popped = self._pop_then_reserve(client, brpop, request)
+                    if self._pending:
+                        return
                 if popped is None or popped[1] != "d":
                     return
+
+    def _pop_then_reserve(self, client: redis.Redis, brpop: tuple,
+                          request: tuple[tuple[str, ...], str, float, int]) -> object:
+        queues, owner, lease_s, limit = request
+        call = self._reserve_call(queues, owner, lease_s, limit)
+        try:
+            popped, result = run_after(client, brpop, call)
+        except Exception:
+            self._lost_reserve = (owner, str(call.args[5]))  # see reserve()
+            raise
+        self._pending = self._reserved(result)
+        self._pending_for = (queues, owner)
+        return popped
 
     def _due_in(self, client: redis.Redis, queues: Sequence[str]) -> float:
         """Seconds (server clock) until the first delayed job of `queues` falls due."""
@@ -187,6 +238,14 @@ class RedisDriver(RedisAdmin):
             args = [value for r in group for value in (r.id, r.token)]
             calls.append(Call(script("release"), keys, args))
         return sum(self.run_many(calls))
+
+    def close(self) -> None:
+        """Give back jobs reserved in wait() but never handed out, then disconnect."""
+        pending, self._pending = self._pending, []
+        if pending:
+            with suppress(BackendUnavailable):  # else their leases expire: nothing lost
+                self.release(pending)
+        super().close()
 
     # -- the master -------------------------------------------------------------
     def _owner_call(self, name: str, args: Sequence[str | float], *parts: str) -> object:

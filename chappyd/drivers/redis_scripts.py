@@ -75,6 +75,19 @@ def run_many(client: redis.Redis, calls: Sequence[Call], before: Sequence[tuple]
     return results
 
 
+def run_after(client: redis.Redis, command: tuple, call: Call) -> tuple[Any, Any]:
+    """Send `command` and `call` in one round trip: Redis runs the script right after
+    the command, even when the command blocks (BRPOP). Returns both results."""
+    first, result = _pipeline(client, [command], [call])
+    if isinstance(first, Exception):
+        raise first
+    if _is_noscript(result):
+        result = run(client, call)
+    elif isinstance(result, Exception):
+        raise result
+    return first, result
+
+
 def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call]) -> list:
     pipe = client.pipeline(transaction=False)
     for command in before:
