@@ -46,14 +46,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_redis(directory: Path, aof: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_redis(directory: Path, aof: bool,
+                unix: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    sock = directory / "redis.sock"
     proc = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", "--port", str(port),
          "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
-         "--appendonly", "yes" if aof else "no", "--appendfsync", "everysec"],
+         "--appendonly", "yes" if aof else "no", "--appendfsync", "everysec",
+         *(["--unixsocket", str(sock)] if unix else [])],
         stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"unix://{sock}?db=0" if unix else f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -225,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=None)
     parser.add_argument("--no-aof", action="store_true")
+    parser.add_argument("--unix", action="store_true", help="connect over a unix socket")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin server and producer to different CPUs for pushes")
     parser.add_argument("--only", default="push,bulk,drain,latency,idle")
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     run_dir = Path(tempfile.mkdtemp(prefix="chappyd-bench-"))
-    server, url = start_redis(run_dir, aof=not args.no_aof)
+    server, url = start_redis(run_dir, aof=not args.no_aof, unix=args.unix)
     bench = Bench(url, run_dir, args.procs, args.prefetch, server.pid, not args.no_pin)
     runs: dict[str, list] = {name: [] for name in only}
     try:
@@ -270,6 +274,7 @@ def print_table(args: argparse.Namespace, runs: dict[str, list]) -> None:
                              capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
     print(f"chappyd {__version__} ({commit}), redis-py {redis.__version__}, Redis {version}, "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs; "
+          f"{'unix socket' if args.unix else 'TCP loopback'}, "
           f"AOF {'off' if args.no_aof else 'everysec'}, prefetch "
           f"{args.prefetch or f'adaptive 1-{RedisDriver.prefetch_max}'}, "
           f"{args.procs} worker processes, pushes "
