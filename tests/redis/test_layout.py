@@ -162,3 +162,12 @@ def test_expire_leases_from_many_masters_at_once_moves_each_job_once(driver, bac
         proc.join(30)
     assert sum(int(Path(out).read_text()) for out in outs) == 300
     assert sorted(r.id for r in driver.reserve(["default"], OWNER, 30, 400)) == sorted(ids)
+
+
+def test_a_missing_redis_server_is_a_one_line_failure_not_a_skip(monkeypatch):
+    from ..servers import redis as servers
+
+    monkeypatch.setattr(servers.shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        servers.redis_binary()
+    assert "\n" not in str(failed.value) and "make system-deps" in str(failed.value)
