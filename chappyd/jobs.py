@@ -141,6 +141,12 @@ def payload_max_attempts(payload: dict[str, Any]) -> int | None:
     return None
 
 
+def resolve_max_attempts(payload: dict[str, Any], cls: type[Job], default: int) -> int:
+    """The payload's max_attempts, else the class's `tries`, else the configured default
+    (the daemon's own settings, so that --config counts)."""
+    return payload_max_attempts(payload) or cls.tries or default
+
+
 def payload_available_at(payload: dict[str, Any], now: float) -> float:
     """When a payload says it becomes available; `now` when it does not say."""
     value = payload.get("available_at")

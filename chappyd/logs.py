@@ -1,17 +1,26 @@
 """structlog set-up: JSON lines off a TTY (journald, files), console on one.
 
-Standard-library loggers (psycopg, redis) go through the same renderer.
+Standard-library loggers (psycopg, redis) go through the same renderer. Children
+bind their worker slot (structlog contextvars) so every line says who wrote it, and
+SIGUSR1 reopens a log file that logrotate moved away, stderr redirected to a file
+included.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import sys
 
 import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR, "critical": logging.CRITICAL}
+
+#: The file stderr was redirected to at start (`chappyd 2>>/var/log/chappyd.log`),
+#: reopened by name on SIGUSR1; None when stderr is a TTY, a pipe or journald.
+_stderr_path: str | None = None
 
 
 def configure_logging(log_format: str | None, level: str, stream: object = None) -> None:
@@ -44,3 +53,42 @@ def configure_logging(log_format: str | None, level: str, stream: object = None)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
+    remember_stderr_file()
+
+
+def remember_stderr_file() -> None:
+    """Note which regular file (if any) fd 2 writes to, for reopen_log_files()."""
+    global _stderr_path
+    try:
+        if stat.S_ISREG(os.fstat(2).st_mode):
+            _stderr_path = os.readlink("/proc/self/fd/2")
+    except OSError:
+        _stderr_path = None
+
+
+def reopen_log_files() -> None:
+    """SIGUSR1: reopen file handlers and a stderr redirected to a file, by name, so
+    that logrotate's rename + USR1 moves logging to the new file. Never raises."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.close()
+                handler.stream = handler._open()
+            except OSError:
+                pass
+            finally:
+                handler.release()
+    if _stderr_path is None:
+        return
+    try:
+        fd = os.open(_stderr_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    except OSError:
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(fd, 2)
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(fd)

@@ -103,7 +103,9 @@ class QueueManager:
         else:
             cls, name = job, job.name
         if cls is not None:
-            instance = cls(data, delay=delay, max_attempts=max_attempts)
+            # resolved here so that this manager's settings, not a second config load, count
+            attempts = max_attempts or cls.tries or self.settings.max_attempts
+            instance = cls(data, delay=delay, max_attempts=attempts)
             payload = instance.to_payload()
             target = queue or cls.queue
         else:

@@ -26,7 +26,7 @@ from chappyd.jobs import (
     Registry,
     backoff_seconds,
     decode_payload,
-    payload_max_attempts,
+    resolve_max_attempts,
 )
 
 log = structlog.get_logger("chappyd.worker")
@@ -165,7 +165,7 @@ class Worker:
 
         job = cls(payload.get("data") or {})
         job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
-        max_attempts = payload_max_attempts(payload) or job.max_attempts()
+        max_attempts = resolve_max_attempts(payload, cls, self.settings.max_attempts)
         bound = bound.bind(job=cls.name)
         if reservation.attempts > max_attempts:
             error = (f"MaxAttemptsExceeded: attempt {reservation.attempts} of {max_attempts}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -18,9 +19,12 @@ from chappyd.cli.common import (
     settings_from_args,
 )
 from chappyd.config import Settings
+from chappyd.daemonize import PidFile, daemon_context
 from chappyd.drivers import open_driver
 from chappyd.errors import ExitStatus
+from chappyd.jobs import Registry
 from chappyd.logs import configure_logging
+from chappyd.master import Master, RunOptions
 from chappyd.worker import Worker
 
 PROG = "chappyd"
@@ -83,15 +87,36 @@ def _main(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, flags_of(args))
     if args.check_config:
         return check_config(settings)
+    registry = load_registry(settings)
+    if args.once:
+        _configure(settings)
+        return run_once(settings, registry)
+    pidfile = PidFile(args.pidfile) if args.pidfile else None
+    if not args.daemon:
+        with pidfile or contextlib.nullcontext():
+            return run_master(args, settings, registry)
+    if pidfile is not None:
+        pidfile.check()  # while the error can still reach the terminal
+    with daemon_context(pidfile):
+        return run_master(args, settings, registry)
+
+
+def _configure(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
     log = structlog.get_logger("chappyd")
     for warning in settings.warnings:
         log.warning("config_warning", problem=warning)
-    registry = load_registry(settings)
-    if args.once:
-        return run_in_process(settings, registry, max_jobs=1, stop_when_empty=True)
-    return run_in_process(settings, registry, max_jobs=args.max,
-                          stop_when_empty=args.stop_when_empty)
+
+
+def run_master(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    """The prefork master until it stops; HUP re-reads the same sources."""
+    _configure(settings)
+    master = Master(
+        settings, registry,
+        RunOptions(max_jobs=args.max, stop_when_empty=args.stop_when_empty),
+        reload_settings=lambda: settings_from_args(args, flags_of(args)),
+    )
+    return master.run()
 
 
 def check_config(settings: Settings) -> int:
@@ -102,9 +127,8 @@ def check_config(settings: Settings) -> int:
     return int(ExitStatus.OK)
 
 
-def run_in_process(settings: Settings, registry, max_jobs: int | None,
-                   stop_when_empty: bool) -> int:
-    """Run the worker loop in this process, without forking."""
+def run_once(settings: Settings, registry: Registry) -> int:
+    """--once: run the next ready job in this process (no fork), then exit 0."""
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -115,12 +139,8 @@ def run_in_process(settings: Settings, registry, max_jobs: int | None,
     signal.signal(signal.SIGINT, request_stop)
     driver = open_driver(settings)
     owner = f"{socket.gethostname()}:{os.getpid()}:{os.getpid()}"
-    worker = Worker(driver, registry, settings, owner)
     try:
-        if max_jobs == 1 and stop_when_empty:
-            worker.run_once()
-        else:
-            worker.run(lambda: stopping, max_jobs=max_jobs, stop_when_empty=stop_when_empty)
+        Worker(driver, registry, settings, owner).run_once()
     finally:
         driver.close()
     return int(ExitStatus.OK)

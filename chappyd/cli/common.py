@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 
 from chappyd.config import OPTIONS_BY_FLAG, Settings, load_settings
@@ -35,7 +36,8 @@ def load_registry(settings: Settings) -> Registry:
 
 
 def run_reporting_errors(prog: str, body: Callable[[], int]) -> int:
-    """Run `body`; a ChappyError becomes one line on stderr and its exit status."""
+    """Run `body`; a ChappyError becomes one line on stderr and its exit status,
+    anything else a traceback and 70."""
     try:
         return body()
     except ChappyError as exc:
@@ -45,3 +47,7 @@ def run_reporting_errors(prog: str, body: Callable[[], int]) -> int:
         return 130
     except BrokenPipeError:
         return int(ExitStatus.FAILURE)
+    except Exception:
+        # a bug: the whole traceback, and EX_SOFTWARE rather than Python's generic 1
+        traceback.print_exc()
+        return int(ExitStatus.SOFTWARE)

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 from chappyd import Job
+from tests.runlog import append_run
 
 
 def record(job: Job, **extra: object) -> None:
-    line = json.dumps({"id": job.job_id, "attempt": job.attempts, "pid": os.getpid(),
-                       "t": time.time(), "job": type(job).name, **extra}) + "\n"
-    fd = os.open(os.environ["CHAPPY_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    append_run(id=job.job_id, attempt=job.attempts, t=time.time(), job=type(job).name, **extra)
 
 
 class Record(Job):

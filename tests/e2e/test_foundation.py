@@ -180,3 +180,18 @@ def test_embedded_default_needs_no_configuration(tmp_path):
     result = run("chappyd", "--once", env=env)
     assert result.returncode == 0, result.stderr
     assert [r["id"] for r in runs(env)] == [job_id]
+
+
+def test_max_attempts_from_the_config_file_applies_to_payloads_without_one(env, tmp_path):
+    config = tmp_path / "chappyd.env"
+    config.write_text("MAX_ATTEMPTS=1\n")
+    config.chmod(0o600)
+    driver = open_driver(settings_for(env))
+    from chappyd.drivers.base import NewJob
+
+    (job_id,) = driver.push_many("default", [NewJob(
+        '{"job": "tests.e2e.foundation_jobs.FailTwice", "data": {}}', time.time())])
+    result = run("chappyd", "--config", str(config), "--once", env=env)
+    assert result.returncode == 0, result.stderr
+    record = driver.get(job_id)
+    assert (record.state, record.attempts) == (JobState.FAILED, 1)

@@ -4,22 +4,16 @@ to $CHAPPY_TEST_LOG with O_APPEND, so that runs are counted even across SIGKILLs
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import time
 
 from chappyd import Job
+from tests.runlog import append_run
 
 
 def record(job: Job, phase: str = "done") -> None:
-    line = json.dumps({"id": job.job_id, "attempt": job.attempts, "pid": os.getpid(),
-                       "phase": phase, "t": time.time()}) + "\n"
-    fd = os.open(os.environ["CHAPPY_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    append_run(id=job.job_id, attempt=job.attempts, phase=phase, t=time.time())
 
 
 class Count(Job):

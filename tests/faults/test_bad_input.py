@@ -12,8 +12,9 @@ import pytest
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import JobState, NewJob
 from chappyd.manager import QueueManager
+from tests.procs import wait_until
 
-from .harness import BIN, ROOT, Daemon, RunLog, fault_env, push_counted, settings_of, wait_until
+from .harness import BIN, ROOT, Daemon, RunLog, fault_env, push_counted, settings_of
 
 MALFORMED = {
     "not json": "InvalidPayload: payload is not valid JSON",

@@ -1,0 +1,159 @@
+"""What every chappyctl command shares: the Command shape, the Context it runs in
+(settings and a driver, both opened on first use) and checks of argument values."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
+
+from chappyd.cli.ctl.contact import within_deadline
+from chappyd.config import Settings, load_settings, validate_queue_name
+from chappyd.drivers import open_driver
+from chappyd.drivers.base import Driver
+from chappyd.errors import ChappyError, ExitStatus
+
+T = TypeVar("T")
+
+
+class Refused(ChappyError):
+    """The command will not do what was asked (exit 1); nothing was changed."""
+
+
+class Command:
+    """One chappyctl command: declares its arguments, runs, returns an exit status."""
+
+    def __init__(self, name: str, summary: str) -> None:
+        self.name, self.summary = name, summary
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the command's arguments on its own parser."""
+
+    def run(self, args: argparse.Namespace, ctx: Context) -> int:
+        raise NotImplementedError
+
+
+class Context:
+    """Where a command runs: its configuration, backend and standard streams."""
+
+    def __init__(self, config_path: str | None, instance: str | None,
+                 stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+                 stderr: IO[str] | None = None) -> None:
+        self.config_path, self.instance = config_path, instance
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._settings: Settings | None = None
+        self._driver: Driver | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """Loaded on first use: `make:job` works even where the config is broken."""
+        if self._settings is None:
+            self._settings = load_settings(config_path=self.config_path, instance=self.instance)
+        return self._settings
+
+    def driver(self, probe: bool = True) -> Driver:
+        """The configured backend. With `probe`, it has answered a first cheap query
+        within the contact deadline (BackendUnavailable otherwise). Commands that may
+        run before the schema exists (`migrate`) pass probe=False and bound their own
+        first call with `first_contact`."""
+        if self._driver is None:
+            driver = open_driver(self.settings)
+            self._driver = driver
+            if probe:
+                self.first_contact(driver.paused_queues)
+        return self._driver
+
+    def first_contact(self, call: Callable[[], T]) -> T:
+        return within_deadline(call, self.settings.backend_description)
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+
+    # -- output -------------------------------------------------------------------
+    def out(self, text: str = "") -> None:
+        print(text, file=self.stdout)
+
+    def note(self, text: str) -> None:
+        """A remark for a person, on stderr, so that stdout stays parseable."""
+        print(f"chappyctl: {text}", file=self.stderr)
+
+    def emit_json(self, document: Any) -> None:
+        json.dump(document, self.stdout, indent=2, ensure_ascii=False)
+        self.stdout.write("\n")
+
+
+# ---------------------------------------------------------------- argument values
+# A bad argument value is the operator's typo, not the host's configuration: exit 1
+# naming the argument (78 stays for configuration files, the environment, --config
+# and --instance, which systemd must not restart on). Values are taken as text and
+# checked here rather than with argparse `type=`, whose failures would be usage
+# errors (2) with argparse's wording.
+
+
+class BadValue(ChappyError):
+    """An argument's value is invalid (exit 1); nothing was changed."""
+
+    def __init__(self, name: str, raw: str, problem: str) -> None:
+        self.name, self.raw, self.problem = name, raw, problem
+        super().__init__(f"{name}={raw!r}: {problem}")
+
+
+def checked(name: str, raw: str, parse: Callable[[str], T]) -> T:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise BadValue(name, raw, str(exc)) from None
+
+
+def queue_name(raw: str) -> str:
+    return validate_queue_name(raw)
+
+
+def positive_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def non_negative_seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if value < 0 or not math.isfinite(value):
+        raise ValueError("must be a finite number of seconds, 0 or more")
+    return value
+
+
+def optional_queue(flag: str, raw: str | None) -> str | None:
+    return None if raw is None else checked(flag, raw, queue_name)
+
+
+def unique(ids: list[str]) -> list[str]:
+    """Ids in the order given, each once."""
+    return list(dict.fromkeys(ids))
+
+
+OK = int(ExitStatus.OK)
+FAILURE = int(ExitStatus.FAILURE)
+
+
+class Misuse(ChappyError):
+    """Arguments argparse cannot check alone (`retry 5 --all`): a usage error, exit 2."""
+
+    exit_status = ExitStatus.USAGE
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
