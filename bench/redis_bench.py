@@ -4,8 +4,9 @@ Starts its own redis-server (AOF on, appendfsync everysec: what chappyd asks for
 production; --no-aof for the peers' setting), then, median of --repeats runs:
 - push one by one: QueueManager.push(queue, payload) N times from one process;
 - push bulk: QueueManager.push_many in batches of 1000;
-- drain: N no-op jobs pre-queued, --procs `chappyd --stop-when-empty` processes
-  (the Worker loop), wall = N / (last job's finish - spawn), steady = from the first job;
+- drain: N no-op jobs pre-queued, `chappyd --workers=--procs --stop-when-empty` (the
+  prefork master; --runner=procs: separate Worker-loop processes), wall = N / (last
+  job's finish - spawn), steady = from the first job;
 - pick-up: --procs idle workers, --k probes 10 ms apart, push -> first line of handle().
 Per-job logging is at WARNING. Prints a Markdown table (and --json PATH).
 
@@ -70,9 +71,9 @@ def start_redis(directory: Path, aof: bool,
 
 class Bench:
     def __init__(self, url: str, run_dir: Path, procs: int, prefetch: int | None,
-                 server_pid: int, pin: bool) -> None:
+                 server_pid: int, pin: bool, runner: str) -> None:
         self.url, self.run_dir, self.procs, self.prefetch = url, run_dir, procs, prefetch
-        self.server_pid, self.pin = server_pid, pin
+        self.server_pid, self.pin, self.runner = server_pid, pin, runner
         self.env = {**os.environ, "QUEUE_DRIVER": "redis", "REDIS_URL": url,
                     "CHAPPY_JOBS": "bench.jobs", "CHAPPY_QUEUES": QUEUE,
                     "LOG_LEVEL": "warning", "LOG_FORMAT": "json",
@@ -91,10 +92,16 @@ class Bench:
             (self.run_dir / name).unlink(missing_ok=True)
 
     def workers(self, *flags: str) -> list[subprocess.Popen[bytes]]:
+        """`chappyd --workers=N` (the prefork master), or with --runner=procs N separate
+        `chappyd` processes running the Worker loop in-process (before the master)."""
         code = "import sys; from chappyd.cli.chappyd import main; "
         if self.prefetch is not None:
             code += ("import chappyd.drivers.redis as r; "
                      f"r.RedisDriver.prefetch = r.RedisDriver.prefetch_max = {self.prefetch}; ")
+        if self.runner == "master":
+            argv = [*flags, f"--workers={self.procs}", "--max-jobs-per-child=0"]
+            return [subprocess.Popen([sys.executable, "-c", code + f"sys.exit(main({argv!r}))"],
+                                     env=self.env)]
         code += f"sys.exit(main({list(flags)!r}))"
         return [subprocess.Popen([sys.executable, "-c", code], env=self.env)
                 for _ in range(self.procs)]
@@ -155,9 +162,9 @@ class Bench:
         procs = self.workers()
         try:
             time.sleep(2.0)  # start-up (imports, connect) is not idling
-            before = sum(_cpu_seconds(p.pid) for p in procs)
+            before = sum(_tree_cpu_seconds(p.pid) for p in procs)
             time.sleep(seconds)
-            used = sum(_cpu_seconds(p.pid) for p in procs) - before
+            used = sum(_tree_cpu_seconds(p.pid) for p in procs) - before
         finally:
             for proc in procs:
                 proc.terminate()
@@ -215,6 +222,28 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU of `root` and its live descendants (the master and its children)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    total = 0.0
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            total += _cpu_seconds(pid)
+    return total
+
+
 def _rank(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     return values[max(0, min(len(values) - 1, int(q * len(values) + 0.999999) - 1))]
@@ -226,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--runner", choices=["master", "procs"], default="master",
+                        help="master: chappyd --workers=N; procs: N separate Worker loops")
     parser.add_argument("--prefetch", type=int, default=None)
     parser.add_argument("--no-aof", action="store_true")
     parser.add_argument("--unix", action="store_true", help="connect over a unix socket")
@@ -237,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     run_dir = Path(tempfile.mkdtemp(prefix="chappyd-bench-"))
     server, url = start_redis(run_dir, aof=not args.no_aof, unix=args.unix)
-    bench = Bench(url, run_dir, args.procs, args.prefetch, server.pid, not args.no_pin)
+    bench = Bench(url, run_dir, args.procs, args.prefetch, server.pid, not args.no_pin,
+                  args.runner)
     runs: dict[str, list] = {name: [] for name in only}
     try:
         for _ in range(args.repeats):
@@ -277,7 +309,9 @@ def print_table(args: argparse.Namespace, runs: dict[str, list]) -> None:
           f"{'unix socket' if args.unix else 'TCP loopback'}, "
           f"AOF {'off' if args.no_aof else 'everysec'}, prefetch "
           f"{args.prefetch or f'adaptive 1-{RedisDriver.prefetch_max}'}, "
-          f"{args.procs} worker processes, pushes "
+          f"{args.procs} worker processes "
+          f"({'chappyd --workers' if args.runner == 'master' else 'separate processes'}), "
+          "pushes "
           f"{'unpinned' if args.no_pin else 'pinned (server CPU0, producer CPU1)'}, "
           f"median of {args.repeats}\n")
     print("| measure | chappyd redis |")
