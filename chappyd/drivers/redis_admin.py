@@ -72,6 +72,10 @@ class RedisAdmin(RedisConnection):
             else:
                 pipe.delete(k.paused)
                 pipe.srem(self.keys.globals.paused, queue)
+                # idle workers are blocked on the wake list: the jobs that waited out the
+                # pause are picked up now, not at the next idle tick (one marker at most)
+                pipe.lpush(k.wake, "1")
+                pipe.ltrim(k.wake, 0, 0)
             pipe.execute()
 
     def paused_queues(self) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -171,3 +172,16 @@ def test_a_missing_redis_server_is_a_one_line_failure_not_a_skip(monkeypatch):
     with pytest.raises(pytest.fail.Exception) as failed:
         servers.redis_binary()
     assert "\n" not in str(failed.value) and "make system-deps" in str(failed.value)
+
+
+def test_resuming_a_queue_wakes_its_idle_workers(driver, other_driver):
+    push(driver)
+    driver.set_paused("default", True)
+    assert driver.reserve(["default"], OWNER, 30, 1) == []
+    timer = threading.Timer(0.2, lambda: other_driver.set_paused("default", False))
+    started = time.monotonic()
+    timer.start()
+    driver.wait(["default"], 5.0)
+    timer.join()
+    assert time.monotonic() - started < 1.0
+    assert len(driver.reserve(["default"], OWNER, 30, 1)) == 1
