@@ -52,11 +52,12 @@ def _unavailable_errors() -> tuple[type[Exception], ...]:
             exceptions.NoPermissionError, oom)
 
 
-def _reply_code(exc: Exception) -> str:
-    """The error reply's code; a script's error may be wrapped in 'ERR ... script: ...'."""
+def _is_refusal(exc: Exception) -> bool:
+    """An error reply with one of UNAVAILABLE_REPLIES' codes, also when a script's error
+    wraps it ("... @user_script:1: OOM command not allowed ...")."""
     text = str(exc)
-    return text[len("Error running script"):].split(": ", 1)[-1] if text.startswith(
-        "Error running script") else text
+    return text.startswith(UNAVAILABLE_REPLIES) or any(
+        f": {code} " in text for code in UNAVAILABLE_REPLIES)
 
 
 class RedisConnection:
@@ -124,7 +125,7 @@ class RedisConnection:
             raise BackendUnavailable(self.description, self._redact(exc)) from exc
         except ResponseError as exc:
             # redis-py keeps the code in the message of error replies it has no class for
-            if not _reply_code(exc).startswith(UNAVAILABLE_REPLIES):
+            if not _is_refusal(exc):
                 raise
             self._failed()
             raise BackendUnavailable(self.description, self._redact(exc)) from exc
