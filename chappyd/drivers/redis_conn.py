@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from chappyd.config import Settings
 from chappyd.drivers.redis_keys import KeyLayout
 from chappyd.drivers.redis_scripts import Call, run, run_many
-from chappyd.errors import BackendUnavailable, ConfigError
+from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     import redis
@@ -64,10 +64,6 @@ class RedisConnection:
     """What every part of the Redis driver stands on."""
 
     def __init__(self, settings: Settings) -> None:
-        if "{" in settings.redis_prefix or "}" in settings.redis_prefix:
-            # a brace in the prefix would become the Cluster hash tag instead of the queue
-            raise ConfigError("CHAPPY_REDIS_PREFIX", settings.redis_prefix,
-                              settings.source("CHAPPY_REDIS_PREFIX"), "must not contain { or }")
         self.url = settings.redis_url
         self.description = settings.backend_description
         self._password = settings.redis_password

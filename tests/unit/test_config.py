@@ -102,6 +102,7 @@ def test_empty_value_means_unset(tmp_path):
         ("CHAPPY_QUEUES", "x" * 300, "invalid queue name"),
         ("LOG_LEVEL", "loud", "must be one of"),
         ("CHAPPY_JOBS", "not a module", "is not a Python module name"),
+        ("CHAPPY_REDIS_PREFIX", "app{x}", "no braces"),
     ],
 )
 def test_bad_value_from_environment_names_key_source_and_problem(tmp_path, key, value, problem):
