@@ -156,6 +156,14 @@ def _redis_url(raw: str) -> str:
     return url
 
 
+def _redis_prefix(raw: str) -> str:
+    prefix = raw.strip()
+    if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix):
+        # braces would steal the {queue} hash tag that keeps a queue in one cluster slot
+        raise ValueError("use 1-64 letters, digits and _ . : - (no braces or spaces)")
+    return prefix
+
+
 def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error", "critical")(raw)
 
@@ -194,7 +202,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("CHAPPY_LEASE", "lease_s", _lease),
     Option("CHAPPY_GRACEFUL_TIMEOUT", "graceful_timeout_s", _seconds, flag="--graceful-timeout"),
     Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", _bool),
-    Option("CHAPPY_REDIS_PREFIX", "redis_prefix", str),
+    Option("CHAPPY_REDIS_PREFIX", "redis_prefix", _redis_prefix),
     Option("LOG_FORMAT", "log_format", _choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", _log_level, flag="--log-level"),
 )

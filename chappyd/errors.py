@@ -42,6 +42,16 @@ class BackendUnavailable(ChappyError):
         super().__init__(f"cannot reach {backend}: {reason}")
 
 
+class SchemaMissing(BackendUnavailable):
+    """The backend answers but has no chappyd schema (CHAPPY_AUTO_MIGRATE=0 and no
+    `chappyctl migrate` yet). A BackendUnavailable so that the daemon waits for it."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        BackendUnavailable.__init__(self, backend, reason)
+        self.args = (f"{backend} has no chappyd schema ({reason}): run `chappyctl migrate`, "
+                     "or set CHAPPY_AUTO_MIGRATE=1",)
+
+
 class JobNotFound(ChappyError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id

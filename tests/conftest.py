@@ -35,10 +35,12 @@ os.environ["CHAPPY_CONFIG"] = str(_EMPTY_CONFIG)
 BACKENDS = [
     "sqlite",
     "postgres",
+    "redis",
 ]
 
 pytest_plugins = [
     "tests.servers.postgres",
+    "tests.servers.redis",
 ]
 
 

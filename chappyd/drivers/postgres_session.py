@@ -18,7 +18,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
-from chappyd.errors import BackendUnavailable
+from chappyd.errors import BackendUnavailable, SchemaMissing
 
 #: The channel every notification of chappyd goes to (see postgres.sql's triggers).
 CHANNEL = "chappyd"
@@ -64,6 +64,8 @@ class PgSession:
         except psycopg.Error as exc:
             if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
                 self._drop()
+            if isinstance(exc, psycopg.errors.UndefinedTable):
+                raise SchemaMissing(self.description, self._reason(exc)) from exc
             raise BackendUnavailable(self.description, self._reason(exc)) from exc
         except BaseException:
             # e.g. a stop signal's Interrupt: if it cut a statement short, the protocol

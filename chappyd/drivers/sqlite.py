@@ -25,7 +25,7 @@ from chappyd.drivers.base import (
     WorkerInfo,
 )
 from chappyd.drivers.sqlfile import load_queries
-from chappyd.errors import BackendUnavailable
+from chappyd.errors import BackendUnavailable, SchemaMissing
 
 Q = load_queries("sqlite.sql")
 #: How often an idle worker looks for a commit by another process.
@@ -80,6 +80,8 @@ class SqliteDriver:
         try:
             yield self.conn
         except sqlite3.Error as exc:
+            if str(exc).startswith("no such table"):
+                raise SchemaMissing(self.description, str(exc)) from exc
             raise BackendUnavailable(self.description, str(exc)) from exc
 
     @contextmanager

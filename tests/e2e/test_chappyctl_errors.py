@@ -168,3 +168,19 @@ def test_invalid_values_exit_1_and_change_nothing(backend_env, driver, args, mes
     assert result.stderr.startswith(f"chappyctl: error: {message}")
     assert result.stderr.count("\n") == 1
     assert snapshot(driver, [job_id]) == before
+
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_missing_schema_with_auto_migrate_off_says_to_migrate(store, request, tmp_path):
+    if store == "sqlite":
+        env = {"DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+    else:
+        server = request.getfixturevalue("postgres_server")
+        env = {"DATABASE_URL": server.url(request.getfixturevalue("empty_database"))}
+    result = ctl({**env, "CHAPPY_AUTO_MIGRATE": "0"}, "status")
+    assert result.returncode == 1
+    assert result.stderr.startswith("chappyctl: error: ")
+    assert "has no chappyd schema" in result.stderr
+    assert "run `chappyctl migrate`, or set CHAPPY_AUTO_MIGRATE=1" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

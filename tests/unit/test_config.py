@@ -102,6 +102,7 @@ def test_empty_value_means_unset(tmp_path):
         ("CHAPPY_QUEUES", "x" * 300, "invalid queue name"),
         ("LOG_LEVEL", "loud", "must be one of"),
         ("CHAPPY_JOBS", "not a module", "is not a Python module name"),
+        ("CHAPPY_REDIS_PREFIX", "app{x}", "no braces"),
     ],
 )
 def test_bad_value_from_environment_names_key_source_and_problem(tmp_path, key, value, problem):
@@ -132,11 +133,26 @@ def test_missing_config_file_is_a_config_error(tmp_path):
         load_settings(environ={}, config_path=str(tmp_path / "nope.env"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_config_file_is_a_config_error(tmp_path):
     path = env_file(tmp_path, "MAX_ATTEMPTS=3\n", mode=0)
-    with pytest.raises(ConfigError, match="permission denied"):
-        load_settings(environ={"CHAPPY_CONFIG": path})
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigError, match="permission denied"):
+            load_settings(environ={"CHAPPY_CONFIG": path})
+        return
+    # root reads any file: check as an unprivileged user, through the real command
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp_path.chmod(0o755)
+    chappyd = str(Path(sys.executable).parent / "chappyd")
+    result = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", chappyd,
+         "--check-config", "--config", path],
+        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == (f"chappyd: error: --config={path!r} (from --config): "
+                             "permission denied\n")
 
 
 def test_directory_as_config_file_is_a_config_error(tmp_path):

@@ -1,0 +1,28 @@
+-- clear: delete ready and delayed jobs of one queue, and raw payloads waiting in its
+-- intake list; reserved and failed jobs stay. Bounded per call: call again until 0.
+-- KEYS[1] ready list      P:{q}:ready
+-- KEYS[2] delayed zset    P:{q}:delayed
+-- KEYS[3] intake list     q
+-- KEYS[4] job key prefix  P:{q}:job:   (deliberate exception: job hash = prefix..id)
+-- ARGV[1] batch size
+-- Returns how many jobs were deleted.
+local batch = tonumber(ARGV[1])
+local deleted = 0
+while deleted < batch do
+  local id = redis.call('RPOP', KEYS[1])
+  if not id then break end
+  redis.call('DEL', KEYS[4] .. id)
+  deleted = deleted + 1
+end
+if deleted < batch then
+  local ids = redis.call('ZRANGE', KEYS[2], 0, batch - deleted - 1)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('DEL', KEYS[4] .. id)
+  end
+  deleted = deleted + #ids
+end
+if redis.call('TYPE', KEYS[3])['ok'] == 'list' then
+  while deleted < batch and redis.call('RPOP', KEYS[3]) do deleted = deleted + 1 end
+end
+return deleted

@@ -1,0 +1,15 @@
+-- fail: final failure; the job is kept in the failed zset with failed_at and its
+-- exception until retried or forgotten; only if the caller still holds it.
+-- KEYS[1] job hash        P:{q}:job:<id>
+-- KEYS[2] in-flight zset  P:{q}:inflight
+-- KEYS[3] failed zset     P:{q}:failed   (score: failed_at, unix s)
+-- ARGV[1] id   ARGV[2] token   ARGV[3] exception text
+-- Returns 1, or 0 when the token is stale.
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
+local t = redis.call('TIME')
+local stamp = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+redis.call('HDEL', KEYS[1], 'token', 'owner', 'reserved_at')
+redis.call('HSET', KEYS[1], 'failed_at', stamp, 'exception', ARGV[3], 'updated_at', stamp)
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], stamp, ARGV[1])
+return 1

@@ -1,0 +1,38 @@
+-- release_owner: give back at once, attempts refunded, every job one owner holds over
+-- the given queues (a stopping daemon must not burn attempts).
+-- KEYS, in groups of 4 per queue:
+--   +1 in-flight zset   P:{q}:inflight
+--   +2 ready list       P:{q}:ready
+--   +3 wake list        P:{q}:wake
+--   +4 job key prefix   P:{q}:job:   (deliberate exception: job hash = prefix..id)
+-- ARGV[1] owner
+-- Returns how many jobs were released.
+local t = redis.call('TIME')
+local stamp = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+local released = 0
+for g = 0, #KEYS / 4 - 1 do
+  local inflight, ready, wake, prefix = KEYS[g * 4 + 1], KEYS[g * 4 + 2], KEYS[g * 4 + 3],
+                                        KEYS[g * 4 + 4]
+  local here = 0
+  -- newest lease first, so that RPUSH leaves the oldest reservation at the consuming end
+  for _, id in ipairs(redis.call('ZREVRANGE', inflight, 0, -1)) do
+    local key = prefix .. id
+    if redis.call('HGET', key, 'owner') == ARGV[1] then
+      if tonumber(redis.call('HINCRBY', key, 'attempts', -1)) < 0 then
+        redis.call('HSET', key, 'attempts', 0)
+      end
+      redis.call('HDEL', key, 'token', 'owner', 'reserved_at')
+      redis.call('HSET', key, 'updated_at', stamp)
+      redis.call('ZREM', inflight, id)
+      redis.call('RPUSH', ready, id)
+      here = here + 1
+    end
+  end
+  if here > 0 then
+    local marker = redis.call('LINDEX', wake, 0)
+    if not marker then redis.call('LPUSH', wake, '1')
+    elseif marker ~= '1' then redis.call('LSET', wake, 0, '1') end
+  end
+  released = released + here
+end
+return released

@@ -1,0 +1,285 @@
+"""The Redis driver: every state lives in Redis and moves in atomic Lua scripts.
+
+A queue is a ready list, a delayed zset (by available_at), an in-flight zset (by lease
+deadline), a failed zset (by failed_at) and one hash per job; the layout is in
+redis_keys.py and each transition is one script in drivers/lua/. A job is never only in
+a worker's memory: idle workers block on a per-queue *wake* list that holds markers,
+never jobs, so a process killed at any instant loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from chappyd.config import Settings
+from chappyd.drivers.base import NewJob, Reservation
+from chappyd.drivers.redis_admin import RedisAdmin
+from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
+from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, run_after, script
+from chappyd.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    import redis
+
+#: Jobs reserved per call. A reserve is one round trip for the whole batch while acks
+#: stay one per job, so a SIGKILL re-runs at most the one job that was running; the
+#: rest of the batch is released by the master. The batch adapts to how long jobs take:
+#: a prefetched job waits at most about PREFETCH_WINDOW_S behind its batch-mates, so
+#: slow jobs are reserved one at a time and never sit behind each other while another
+#: worker idles (Celery's prefetch problem), and no-op-fast ones go PREFETCH_MAX at once.
+#: (drain bench, docs/readme/redis.md: 1 -> 3.0k jobs/s, 4 -> 6.0k, 8 -> 5.5k, 32 -> 5.4k)
+PREFETCH_START = 4
+PREFETCH_MAX = 16
+PREFETCH_WINDOW_S = 0.005
+#: At most this many raw payloads from a PHP producer are taken in per reserve call.
+INTAKE_PER_CALL = 64
+#: At most this many due delayed jobs are promoted per queue per reserve call.
+PROMOTE_PER_CALL = 256
+#: Pushes larger than this go as several script calls in one pipelined round trip.
+PUSH_CHUNK = 1000
+#: expire_leases takes back at most this many jobs per queue per call.
+EXPIRE_PER_CALL = 1000
+LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
+
+
+class RedisDriver(RedisAdmin):
+    kind = "redis"
+    prefetch = PREFETCH_START
+    prefetch_max = PREFETCH_MAX
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._last_reserve_at = 0.0
+        self._last_full_batch = 0
+        #: (owner, token seed) of a reserve whose reply was lost
+        self._lost_reserve: tuple[str, str] | None = None
+        #: the last reserve() request (queues, owner, lease_s, limit), repeated by wait()
+        self._last_request: tuple[tuple[str, ...], str, float, int] | None = None
+        #: reserved inside wait(), handed out by the next reserve() for the same request
+        self._pending: list[Reservation] = []
+        self._pending_for: tuple[tuple[str, ...], str] | None = None
+
+    def migrate(self) -> None:
+        """Nothing to create: keys appear on first write. Checks the connection and
+        loads every script so the first real call needs no SCRIPT LOAD."""
+        with self.guard() as client:
+            for name in ALL_SCRIPTS:
+                client.script_load(script(name).source)
+
+    def schema_sql(self) -> str:
+        return ""
+
+    # -- producers --------------------------------------------------------------
+    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        if not jobs:
+            return []
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            ids = self.take_ids(client, len(jobs))
+        calls = []
+        for start in range(0, len(jobs), PUSH_CHUNK):
+            chunk_ids = ids[start:start + PUSH_CHUNK]
+            args: list[str | float] = [queue]
+            for job_id, job in zip(chunk_ids, jobs[start:start + PUSH_CHUNK], strict=True):
+                args += [job_id, job.payload, repr(float(job.available_at))]
+            keys = [k.ready, k.delayed, k.wake, *(k.job(i) for i in chunk_ids)]
+            calls.append(Call(script("push"), keys, args))
+        before = self.registering([queue])
+        if before or len(calls) > 1:
+            self.run_many(calls, before)
+        else:
+            self.run(calls[0])
+        self.registered([queue])
+        return ids
+
+    # -- workers ----------------------------------------------------------------
+    def reserve(
+        self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
+    ) -> list[Reservation]:
+        if self._pending:
+            taken, self._pending = self._pending, []
+            if self._pending_for == (tuple(queues), owner):
+                return taken
+            self.release(taken)  # reserved in wait() for another request: give back
+        if self._lost_reserve is not None:
+            recovered = self._recover_lost_reserve()
+            if recovered:
+                return recovered
+        call = self._reserve_call(queues, owner, lease_s, limit)
+        before = self.registering(queues)
+        try:
+            result = self.run_many([call], before)[0] if before else self.run(call)
+        except BackendUnavailable:
+            # the script may have run and only its reply been lost: those jobs would be
+            # held (and their leases renewed by our master) with nobody running them
+            self._lost_reserve = (owner, str(call.args[5]))
+            raise
+        self.registered(queues)
+        taken = self._reserved(result)
+        self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
+        self._last_request = (tuple(queues), owner, lease_s, limit)
+        return taken
+
+    def _reserve_call(self, queues: Sequence[str], owner: str, lease_s: float,
+                      limit: int) -> Call:
+        keys: list[str] = []
+        for queue in queues:
+            k = self.keys.queue(queue)
+            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
+        with self.guard() as client:
+            first_id = self.spare_ids(client, INTAKE_PER_CALL)
+        args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL,
+                os.urandom(6).hex(), PROMOTE_PER_CALL, *queues]
+        return Call(script("reserve"), keys, args)
+
+    def _reserved(self, result: Sequence) -> list[Reservation]:
+        self.use_ids(int(result[0]))
+        return _reservations(result[1:])
+
+    def _recover_lost_reserve(self) -> list[Reservation]:
+        """The jobs of a reserve whose reply never arrived (their tokens start with its
+        seed), now handed out; [] when it never ran."""
+        assert self._lost_reserve is not None
+        owner, seed = self._lost_reserve
+        held = self.held_by(owner)
+        self._lost_reserve = None
+        return [r for r in held if r.token.startswith(seed + ".")]
+
+    def _adapt_prefetch(self, full_batch: int) -> None:
+        """Size the next batch from how fast the last full one was worked off. A partial
+        batch means the worker went idle in between: its timing says nothing."""
+        now = time.monotonic()
+        if self._last_full_batch:
+            per_job_s = max((now - self._last_reserve_at) / self._last_full_batch, 1e-6)
+            self.prefetch = max(1, min(self.prefetch_max, int(PREFETCH_WINDOW_S / per_job_s)))
+        self._last_reserve_at, self._last_full_batch = now, full_batch
+
+    def wait(self, queues: Sequence[str], timeout_s: float) -> None:
+        """Block on the queues' wake lists (BRPOP pops a marker, never a job) until work
+        is signalled ('1') or the next delayed job falls due. A 'd' marker says a
+        delayed job was added: re-read the next due time and block again.
+
+        When the worker's last reserve() asked for these queues, the same reserve is
+        pipelined behind the BRPOP: Redis runs it the moment the wake-up comes, and the
+        next reserve() hands its jobs out without another round trip (pick-up latency).
+        Those jobs are reserved to the owner like any prefetched ones; close() gives
+        back any that were never handed out."""
+        deadline = time.monotonic() + min(timeout_s, SOCKET_TIMEOUT_S - 2.0)
+        wake_keys = [self.keys.queue(q).wake for q in queues]
+        request = self._last_request if self._last_request and not self._pending else None
+        if request is not None and request[0] != tuple(queues):
+            request = None
+        with self.guard() as client:
+            while (block_s := min(deadline - time.monotonic(), self._due_in(client, queues))) > 0:
+                # BRPOP takes fractional seconds since Redis 6; 0 would mean "forever"
+                brpop = ("BRPOP", *wake_keys, max(block_s, 0.01))
+                if request is None:
+                    popped = client.execute_command(*brpop)
+                else:
+                    popped = self._pop_then_reserve(client, brpop, request)
+                    if self._pending:
+                        return
+                if popped is None or popped[1] != "d":
+                    return
+
+    def _pop_then_reserve(self, client: redis.Redis, brpop: tuple,
+                          request: tuple[tuple[str, ...], str, float, int]) -> object:
+        queues, owner, lease_s, limit = request
+        call = self._reserve_call(queues, owner, lease_s, limit)
+        try:
+            popped, result = run_after(client, brpop, call)
+        except Exception:
+            self._lost_reserve = (owner, str(call.args[5]))  # see reserve()
+            raise
+        self._pending = self._reserved(result)
+        self._pending_for = (queues, owner)
+        return popped
+
+    def _due_in(self, client: redis.Redis, queues: Sequence[str]) -> float:
+        """Seconds (server clock) until the first delayed job of `queues` falls due."""
+        pipe = client.pipeline(transaction=False)
+        pipe.time()
+        for queue in queues:
+            pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
+        (seconds, micros), *firsts = pipe.execute()
+        now = seconds + micros / 1e6
+        return min((first[0][1] - now for first in firsts if first), default=float("inf"))
+
+    def ack(self, reservation: Reservation) -> bool:
+        k = self.keys.queue(reservation.queue)
+        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight],
+                             [reservation.id, reservation.token])) == 1
+
+    def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
+        k = self.keys.queue(reservation.queue)
+        keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake]
+        args = [reservation.id, reservation.token, repr(float(available_at)), error]
+        return self.run(Call(script("retry"), keys, args)) == 1
+
+    def fail(self, reservation: Reservation, error: str) -> bool:
+        k = self.keys.queue(reservation.queue)
+        keys = [k.job(reservation.id), k.inflight, k.failed]
+        return self.run(Call(script("fail"), keys,
+                             [reservation.id, reservation.token, error])) == 1
+
+    def release(self, reservations: Sequence[Reservation]) -> int:
+        by_queue: dict[str, list[Reservation]] = defaultdict(list)
+        for r in reservations:
+            by_queue[r.queue].append(r)
+        calls = []
+        for queue, group in by_queue.items():
+            k = self.keys.queue(queue)
+            keys = [k.inflight, k.ready, k.wake, *(k.job(r.id) for r in group)]
+            args = [value for r in group for value in (r.id, r.token)]
+            calls.append(Call(script("release"), keys, args))
+        return sum(self.run_many(calls))
+
+    def close(self) -> None:
+        """Give back jobs reserved in wait() but never handed out, then disconnect."""
+        pending, self._pending = self._pending, []
+        if pending:
+            with suppress(BackendUnavailable):  # else their leases expire: nothing lost
+                self.release(pending)
+        super().close()
+
+    # -- the master -------------------------------------------------------------
+    def _owner_call(self, name: str, args: Sequence[str | float], *parts: str) -> object:
+        """One script over every known queue: the in-flight zsets are where an owner's
+        jobs are, and every queue a job was reserved from is in the queue index."""
+        queues = self.known_queues()
+        if not queues:
+            return [] if name == "held_by" else 0
+        keys = [getattr(self.keys.queue(q), part) for q in queues for part in parts]
+        extra = queues if name == "held_by" else []
+        return self.run(Call(script(name), keys, [*args, *extra]))
+
+    def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
+        if not owners:
+            return 0
+        return int(self._owner_call("extend_leases", [repr(float(lease_s)), *owners],
+                                    "inflight", "job_prefix"))
+
+    def held_by(self, owner: str) -> list[Reservation]:
+        result = self._owner_call("held_by", [owner], "inflight", "job_prefix")
+        return sorted(_reservations(result), key=lambda r: int(r.id))
+
+    def release_owner(self, owner: str) -> int:
+        return int(self._owner_call("release_owner", [owner],
+                                    "inflight", "ready", "wake", "job_prefix"))
+
+    def expire_leases(self) -> int:
+        return int(self._owner_call("expire_leases", [LEASE_EXPIRED, EXPIRE_PER_CALL],
+                                    "inflight", "ready", "wake", "job_prefix"))
+
+
+def _reservations(flat: Sequence) -> list[Reservation]:
+    return [
+        Reservation(str(flat[i]), flat[i + 1], flat[i + 2], int(flat[i + 3]), flat[i + 4],
+                    float(flat[i + 5]))
+        for i in range(0, len(flat), 6)
+    ]

@@ -1,0 +1,201 @@
+"""The Redis driver's connection: one client per process, errors converted to
+BackendUnavailable at this edge, reconnection with backoff, and job ids.
+
+redis-py is imported here and in the other redis_* modules only, lazily, so that the
+master and the SQLite/PostgreSQL paths never load it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING
+
+from chappyd.config import Settings
+from chappyd.drivers.redis_keys import KeyLayout
+from chappyd.drivers.redis_scripts import Call, run, run_many
+from chappyd.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    import redis
+
+#: A command that gets no answer within this long fails (BackendUnavailable); blocking
+#: waits stay below it.
+SOCKET_TIMEOUT_S = 10.0
+#: chappyctl must report a backend that is down within 10 s (DESIGN §6).
+CONNECT_TIMEOUT_S = 5.0
+#: Reconnection backoff after consecutive failures: 0.1, 0.2, 0.4 ... at most 5 s.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
+#: Job ids come from one global counter in blocks (INCRBY), so that a push is one round
+#: trip; a block grows from what was asked up to this size.
+ID_BLOCK_MAX = 1024
+
+
+#: Error replies that mean "Redis cannot serve us now", not "this request is wrong":
+#: out of memory, failing snapshots (MISCONF), busy with a long script, no primary.
+#: Workers back off and retry. (READONLY, LOADING, NOAUTH, NOPERM have classes, below.)
+UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "BUSY", "MASTERDOWN")
+
+
+def _unavailable_errors() -> tuple[type[Exception], ...]:
+    from redis import exceptions
+
+    # ConnectionError covers refused/reset sockets, TLS failures, wrong passwords
+    # (AuthenticationError) and a server still loading its AOF (BusyLoadingError);
+    # READONLY is a replica we were failed over to; NOPERM an ACL that forbids a command.
+    # OutOfMemoryError exists from redis-py 5 (4.3 leaves "OOM ..." in a ResponseError)
+    oom = getattr(exceptions, "OutOfMemoryError", exceptions.ConnectionError)
+    return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError,
+            exceptions.NoPermissionError, oom)
+
+
+def _is_refusal(exc: Exception) -> bool:
+    """An error reply with one of UNAVAILABLE_REPLIES' codes, also when a script's error
+    wraps it ("... @user_script:1: OOM command not allowed ...")."""
+    text = str(exc)
+    return text.startswith(UNAVAILABLE_REPLIES) or any(
+        f": {code} " in text for code in UNAVAILABLE_REPLIES)
+
+
+class RedisConnection:
+    """What every part of the Redis driver stands on."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.redis_url
+        self.description = settings.backend_description
+        self._password = settings.redis_password
+        self.keys = KeyLayout(settings.redis_prefix)
+        self._client: redis.Redis | None = None
+        self._pid = os.getpid()
+        self._failures = 0
+        self._retry_at = 0.0
+        self._registered: set[str] = set()
+        self._id_next = self._id_end = 0
+        self._id_block = 1
+
+    # -- the client ------------------------------------------------------------
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():
+            # a connection inherited over fork() must never be used (DESIGN §3); ids
+            # of a block inherited over fork() would be handed out twice
+            self._reset()
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            pool = redis.ConnectionPool.from_url(
+                self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                # never re-send a command by itself: a push sent twice is two jobs. A
+                # failure is BackendUnavailable; reserve recovers a lost reply itself.
+                retry=Retry(NoBackoff(), 0),
+            )
+            # one process, one thread: holding the one connection saves the pool's
+            # check-out/check-in on every command (a worker sends about 1.1 per job)
+            self._client = redis.Redis(connection_pool=pool, single_connection_client=True)
+        return self._client
+
+    def _reset(self) -> None:
+        self._client = None
+        self._pid = os.getpid()
+        self._registered.clear()
+        self._id_next = self._id_end = 0
+
+    @contextmanager
+    def guard(self) -> Iterator[redis.Redis]:
+        """The client; redis errors that mean "unreachable" become BackendUnavailable.
+        After a failure the next use waits out the backoff, then reconnects."""
+        delay = self._retry_at - time.monotonic()
+        if self._failures and delay > 0:
+            time.sleep(delay)
+        from redis.exceptions import ResponseError
+
+        try:
+            yield self.client
+        except _unavailable_errors() as exc:
+            self._failed()
+            raise BackendUnavailable(self.description, self._redact(exc)) from exc
+        except ResponseError as exc:
+            # redis-py keeps the code in the message of error replies it has no class for
+            if not _is_refusal(exc):
+                raise
+            self._failed()
+            raise BackendUnavailable(self.description, self._redact(exc)) from exc
+        self._failures = 0
+
+    def _failed(self) -> None:
+        self._failures += 1
+        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + backoff
+        self._drop_client()
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            # closing a broken socket may fail again; there is nothing left to save
+            with suppress(Exception):
+                client.connection_pool.disconnect()
+        # the server may have restarted without its data: register queues again, and
+        # take a fresh id block (a reset counter would hand out our block's ids again)
+        self._registered.clear()
+        self._id_next = self._id_end = 0
+
+    def _redact(self, exc: Exception) -> str:
+        text = str(exc) or type(exc).__name__
+        return text.replace(self._password, "***") if self._password else text
+
+    def close(self) -> None:
+        self._drop_client()
+
+    # -- scripts ---------------------------------------------------------------
+    def run(self, call: Call) -> object:
+        with self.guard() as client:
+            return run(client, call)
+
+    def run_many(self, calls: Sequence[Call], before: Sequence[tuple] = ()) -> list:
+        if not calls and not before:
+            return []
+        with self.guard() as client:
+            return run_many(client, calls, before)
+
+    def registering(self, queues: Sequence[str]) -> list[tuple]:
+        """Commands that add `queues` to the queue index, for the first use of each
+        in this process: the master finds an owner's jobs through that index."""
+        new = [q for q in queues if q not in self._registered]
+        return [("SADD", self.keys.globals.queues, *new)] if new else []
+
+    def registered(self, queues: Sequence[str]) -> None:
+        self._registered.update(queues)
+
+    def known_queues(self) -> list[str]:
+        with self.guard() as client:
+            return sorted(client.smembers(self.keys.globals.queues))
+
+    # -- ids -------------------------------------------------------------------
+    def _ensure_ids(self, client: redis.Redis, count: int) -> None:
+        if self._pid != os.getpid():
+            self._reset()
+        if self._id_next + count <= self._id_end:
+            return
+        block = max(count, self._id_block)
+        self._id_block = min(ID_BLOCK_MAX, self._id_block * 2)
+        end = int(client.incrby(self.keys.globals.ids, block))
+        self._id_next, self._id_end = end - block + 1, end + 1
+
+    def take_ids(self, client: redis.Redis, count: int) -> list[str]:
+        self._ensure_ids(client, count)
+        first = self._id_next
+        self._id_next += count
+        return [str(first + i) for i in range(count)]
+
+    def spare_ids(self, client: redis.Redis, count: int) -> int:
+        """The first of `count` ids a script may use; commit with use_ids()."""
+        self._ensure_ids(client, count)
+        return self._id_next
+
+    def use_ids(self, count: int) -> None:
+        self._id_next += count

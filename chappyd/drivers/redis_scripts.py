@@ -1,0 +1,124 @@
+"""The Lua scripts of the Redis driver: loaded from drivers/lua/*.lua once, run by
+EVALSHA, and loaded again when the server answers NOSCRIPT (after a restart or a
+SCRIPT FLUSH). A NOSCRIPT reply means the script did not run, so running it again
+after the load is exact, also inside a pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+Arg = str | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One script call: the keys it touches and its arguments."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+@cache
+def script(name: str) -> Script:
+    source = resources.files("chappyd.drivers").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+def _is_noscript(result: object) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(result, NoScriptError)
+
+
+def run(client: redis.Redis, call: Call) -> Any:
+    """Run one script call (one round trip when the script is cached).
+
+    On a single-connection client the command goes straight to its connection: the
+    client's generic command path costs ~8 us of CPU per call (redis-py 8), a tenth of
+    a push and of a worker's per-job cost (bench/redis_bench.py)."""
+    from redis.exceptions import NoScriptError, ResponseError
+
+    conn = getattr(client, "connection", None)
+    command = ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+    if conn is None:
+        try:
+            return client.execute_command(*command)
+        except NoScriptError:
+            client.script_load(call.script.source)
+            return client.execute_command(*command)
+    try:
+        try:
+            conn.send_command(*command)
+            return conn.read_response()
+        except NoScriptError:
+            client.script_load(call.script.source)
+            conn.send_command(*command)
+            return conn.read_response()
+    except ResponseError:
+        raise  # an error reply was read whole: the connection is in step
+    except BaseException:
+        # interrupted half-way (dead socket, timeout, a signal): a late reply must never
+        # be read as the answer to the next command
+        conn.disconnect()
+        raise
+
+
+def run_many(client: redis.Redis, calls: Sequence[Call], before: Sequence[tuple] = ()) -> list:
+    """Run plain commands `before` (name, *args), then `calls`, in one pipelined round
+    trip; returns the results of `calls`. Script errors are raised."""
+    results = _pipeline(client, before, calls)[len(before):]
+    missing = [i for i, result in enumerate(results) if _is_noscript(result)]
+    if missing:
+        for source in {calls[i].script.source for i in missing}:
+            client.script_load(source)
+        again = _pipeline(client, (), [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def run_after(client: redis.Redis, command: tuple, call: Call) -> tuple[Any, Any]:
+    """Send `command` and `call` in one round trip: Redis runs the script right after
+    the command, even when the command blocks (BRPOP). Returns both results."""
+    first, result = _pipeline(client, [command], [call])
+    if isinstance(first, Exception):
+        raise first
+    if _is_noscript(result):
+        result = run(client, call)
+    elif isinstance(result, Exception):
+        raise result
+    return first, result
+
+
+def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call]) -> list:
+    pipe = client.pipeline(transaction=False)
+    for command in before:
+        pipe.execute_command(*command)
+    for call in calls:
+        pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+    return list(pipe.execute(raise_on_error=False))
+
+
+ALL_SCRIPTS = ("push", "reserve", "ack", "retry", "fail", "release", "held_by",
+               "extend_leases", "release_owner", "expire_leases", "stats", "retry_failed",
+               "forget", "clear")
