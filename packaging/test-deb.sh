@@ -21,8 +21,8 @@
 # CHAPPY_DEB_PENDING names parts of chappyd that are still being written elsewhere. For
 # each name listed, while the built package lacks that part, the steps needing it are
 # reported as PENDING (loudly, and in the closing summary) instead of failing; once the
-# part is in the package its steps run whatever this says. Unset means the default below;
-# set it to "" to require everything.
+# part is in the package its steps run whatever this says. Empty (the default, since every
+# part is on main) requires everything.
 #   master    chappyd/master.py, the prefork master (DESIGN §5): READY=1 under
 #             Type=notify, reload by HUP, graceful drain on stop, a killed child's job
 #             re-run. Without it the unit runs with a drop-in Type=exec, WatchdogSec=0.
@@ -30,7 +30,7 @@
 #             (without it, those steps run on the SQLite default instead).
 #   postgres  chappyd/drivers/postgres.py: 20 jobs on Debian's PostgreSQL 15.
 #   manpages  man/chappyd.8 and man/chappyctl.1 (lintian no-manual-page; verify --man).
-: "${CHAPPY_DEB_PENDING=redis}"
+: "${CHAPPY_DEB_PENDING=}"
 export CHAPPY_DEB_PENDING
 set -euo pipefail
 
