@@ -56,10 +56,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _usable_dir(path: str) -> bool:
+    try:
+        return Path(path).is_dir() and os.access(path, os.W_OK)
+    except OSError:  # a parent we may not traverse
+        return False
+
+
 def default_sqlite_path(environ: Mapping[str, str]) -> Path:
-    state = Path(DEFAULT_STATE_DIR)
-    if state.is_dir() and os.access(state, os.W_OK):
-        return state / "queue.sqlite3"
+    if _usable_dir(DEFAULT_STATE_DIR):
+        return Path(DEFAULT_STATE_DIR) / "queue.sqlite3"
     xdg = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "chappyd" / "queue.sqlite3"
 
@@ -426,7 +432,13 @@ def _build(
     if "workers" not in values:
         values["workers"] = os.cpu_count() or 1
     if "database_url" not in values:
-        values["database_url"] = "sqlite:///" + str(default_sqlite_path(environ))
+        path = default_sqlite_path(environ)
+        values["database_url"] = "sqlite:///" + str(path)
+        if os.path.isdir(DEFAULT_STATE_DIR) and not _usable_dir(DEFAULT_STATE_DIR):
+            # the daemon's queue is there; a silent fallback would show another, empty one
+            warnings += (f"{DEFAULT_STATE_DIR} is not writable by this user, so the queue "
+                         f"is {path}; run as the chappyd user (sudo -u chappyd ...) to use "
+                         "the daemon's",)
     if "redis_url" not in values:
         values["redis_url"] = _redis_url_from_parts(values)
     return Settings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +221,33 @@ def test_sqlite_url_forms(tmp_path):
     assert str(absolute.sqlite_path()) == "/var/x/q.db"
     with pytest.raises(ConfigError):
         load_settings(environ={**base, "DATABASE_URL": "sqlite://"})
+
+
+def test_unwritable_state_dir_warns_which_queue_file_is_used():
+    """A user who cannot write /var/lib/chappyd must not silently see another queue."""
+    import subprocess
+    import sys
+    import tempfile
+
+    state = Path(tempfile.mkdtemp(prefix="chappyd-state-"))
+    state.chmod(0o755)
+    script = (
+        f"import chappyd.config as c; c.DEFAULT_STATE_DIR = {str(state)!r}; "
+        "s = c.load_settings(environ={'CHAPPY_CONFIG': '', 'XDG_STATE_HOME': '/nonexistent'}); "
+        "print(s.database_url); print(*s.warnings, sep='\\n')"
+    )
+    command = [sys.executable, "-c", script]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+    else:
+        state.chmod(0o555)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                            cwd="/", env={"PATH": "/usr/bin:/bin",
+                                          "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert result.returncode == 0, result.stderr
+    url, warning = result.stdout.splitlines()
+    assert url == "sqlite:////nonexistent/chappyd/queue.sqlite3"
+    state.rmdir()
+    assert warning == (f"{state} is not writable by this user, so the queue is "
+                       "/nonexistent/chappyd/queue.sqlite3; run as the chappyd user "
+                       "(sudo -u chappyd ...) to use the daemon's")

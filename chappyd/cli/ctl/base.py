@@ -54,6 +54,8 @@ class Context:
         """Loaded on first use: `make:job` works even where the config is broken."""
         if self._settings is None:
             self._settings = load_settings(config_path=self.config_path, instance=self.instance)
+            for warning in self._settings.warnings:
+                print(f"chappyctl: warning: {warning}", file=self.stderr)
         return self._settings
 
     def driver(self, probe: bool = True) -> Driver:
