@@ -111,10 +111,21 @@ def test_bad_config_is_78_and_names_key_and_source(backend_env, driver, tmp_path
     assert snapshot(driver, [job_id]) == before
 
 
+def test_world_readable_config_is_warned_about_once(backend_env, tmp_path):
+    config = tmp_path / "open.env"
+    config.write_text("MAX_ATTEMPTS=3\n")
+    config.chmod(0o644)
+    result = ctl(backend_env, "--config", str(config), "status", "--json")
+    assert result.returncode == 0
+    assert result.stderr == (f"chappyctl: warning: {config} is world-readable; it may hold "
+                             "passwords (chmod 0640)\n")
+
+
 def test_config_may_follow_the_command(backend_env, driver, tmp_path):
     push(driver, "in-the-test-store")
     other = tmp_path / "other.env"
     other.write_text(f"DATABASE_URL=sqlite:///{tmp_path}/other.sqlite3\n")
+    other.chmod(0o640)  # as /etc/chappyd.env is shipped: no world-readable warning
     # the environment names the test store; a file cannot override the environment,
     # so drop it from the environment to see --config at work
     env = {k: v for k, v in backend_env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
