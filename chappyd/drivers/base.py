@@ -90,6 +90,20 @@ class WorkerInfo:
     last_seen: float
 
 
+def listed_queues(
+    counted: dict[str, QueueStats], paused: set[str], workers: Sequence[WorkerInfo]
+) -> list[QueueStats]:
+    """`stats()`'s rows: the queues with jobs, plus paused queues and queues a live
+    worker serves (as empty rows), sorted by name (DESIGN §6)."""
+    rows = dict(counted)
+    named = set(paused)
+    for info in workers:
+        named.update(info.queues)
+    for queue in named - rows.keys():
+        rows[queue] = QueueStats(queue, 0, 0, 0, 0, queue in paused, None)
+    return [rows[name] for name in sorted(rows)]
+
+
 #: Masters heartbeat every HEARTBEAT_INTERVAL_S and drop out of `status` after
 #: WORKER_STALE_S of silence (DESIGN §6).
 HEARTBEAT_INTERVAL_S = 5.0

@@ -24,6 +24,7 @@ from chappyd.drivers.base import (
     QueueStats,
     Reservation,
     WorkerInfo,
+    listed_queues,
 )
 from chappyd.drivers.postgres_session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
@@ -297,12 +298,7 @@ class PostgresDriver:
                              None if r[5] is None else max(0.0, r[5]))
             for r in rows
         }
-        named = set(paused)
-        for info in self.workers():
-            named.update(info.queues)
-        for queue in named - by_queue.keys():
-            by_queue[queue] = QueueStats(queue, 0, 0, 0, 0, queue in paused, None)
-        return [by_queue[name] for name in sorted(by_queue)]
+        return listed_queues(by_queue, paused, self.workers())
 
     def get(self, job_id: str) -> JobRecord | None:
         ids = _ids([job_id])
