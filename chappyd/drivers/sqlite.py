@@ -29,8 +29,11 @@ from chappyd.drivers.sqlfile import load_queries
 from chappyd.errors import BackendUnavailable, SchemaMissing
 
 Q = load_queries("sqlite.sql")
-#: How often an idle worker looks for a commit by another process.
-WAKE_POLL_S = 0.005
+#: How often an idle worker looks for a commit by another process: often right after
+#: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
+WAKE_POLL_BUSY_S = 0.001
+WAKE_POLL_IDLE_S = 0.005
+BUSY_WINDOW_S = 0.5
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -44,6 +47,7 @@ class SqliteDriver:
         self.description = settings.backend_description
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._last_work = 0.0  # monotonic time of the last reserve that found a job
 
     # -- connection -------------------------------------------------------------
     @property
@@ -145,6 +149,8 @@ class SqliteDriver:
                 )
                 if len(taken) >= limit:
                     break
+        if taken:
+            self._last_work = time.monotonic()
         return taken
 
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
@@ -156,8 +162,10 @@ class SqliteDriver:
             if due is not None:
                 deadline = min(deadline, time.monotonic() + max(0.0, due - time.time()))
             (version,) = conn.execute("PRAGMA data_version").fetchone()
-            while time.monotonic() < deadline:
-                time.sleep(min(WAKE_POLL_S, max(0.0, deadline - time.monotonic())))
+            busy_until = self._last_work + BUSY_WINDOW_S
+            while (now := time.monotonic()) < deadline:
+                poll_s = WAKE_POLL_BUSY_S if now < busy_until else WAKE_POLL_IDLE_S
+                time.sleep(min(poll_s, max(0.0, deadline - now)))
                 if conn.execute("PRAGMA data_version").fetchone()[0] != version:
                     return
 
