@@ -331,6 +331,15 @@ class Child(WorkerEvents):
 
     def close(self) -> None:
         self.worker.release_prefetched()
+        # Whatever this child still holds goes back now, attempt refunded, rather than
+        # when its lease runs out. The token-fenced releases above should have left
+        # nothing; a full-suite run once found a Redis job still reserved after the
+        # master's SIGKILL, so this catches what they miss and says so.
+        if self.stopping:
+            with contextlib.suppress(Exception):
+                left = self.worker.driver.release_owner(self.owner)
+                if left:
+                    log.warning("released_on_exit", count=left, owner=self.owner)
         with contextlib.suppress(Exception):
             self.worker.driver.close()
 
