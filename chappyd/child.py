@@ -282,6 +282,9 @@ class Child(WorkerEvents):
         """The first call after an outage: jobs whose outcome we could not record go
         back (refunded); raises BackendUnavailable while it is still down."""
         released = self.worker.driver.release_owner(self.owner)
+        # those included the jobs prefetched before the outage: running them now, on
+        # tokens no longer theirs, would run them twice (found by the outage fault test)
+        self.worker.drop_prefetched()
         log.info("backend_available", outage_s=round(time.monotonic() - outage_since, 3),
                  released=released)
 

@@ -143,6 +143,11 @@ class Worker:
                 # their leases expire and any master takes them back; nothing is lost
                 log.warning("release_failed", count=len(pending))
 
+    def drop_prefetched(self) -> None:
+        """Forget jobs reserved but not started, without a round trip: for a caller
+        that already gave back everything this owner holds (release_owner)."""
+        self._prefetched.clear()
+
     def queues_empty(self) -> bool:
         wanted = set(self.queues)
         return not any(
