@@ -24,6 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.procs import children_of  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 CHAPPYD = str(Path(sys.executable).parent / "chappyd")
 
@@ -36,19 +41,6 @@ def smaps_kib(pid: int) -> dict[str, int]:
             if len(parts) == 3 and parts[2] == "kB":
                 values[parts[0].rstrip(":")] = int(parts[1])
     return values
-
-
-def children_of(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
 
 
 def one_run(workers: int, tmp: Path) -> dict[str, float]:
