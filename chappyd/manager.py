@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +21,8 @@ from chappyd.jobs import (
 )
 
 _default_manager: QueueManager | None = None
+_managers: weakref.WeakSet[QueueManager] = weakref.WeakSet()
+_default_lock = threading.Lock()
 _default_settings: Settings | None = None
 
 
@@ -36,7 +41,9 @@ def configured_max_attempts() -> int:
 def default_manager() -> QueueManager:
     global _default_manager
     if _default_manager is None:
-        _default_manager = QueueManager()
+        with _default_lock:
+            if _default_manager is None:
+                _default_manager = QueueManager()
     return _default_manager
 
 
@@ -64,12 +71,23 @@ class QueueManager:
         self.settings = settings or configured_settings()
         self.registry = registry or Registry()
         self._driver = driver
+        #: one connection, many threads (a threaded web server's views all push through
+        #: the default manager): a driver call holds it from request to reply
+        self._lock = threading.Lock()
+        self._valid_queues: set[str] = set()
+        _managers.add(self)
 
     @property
     def driver(self) -> Driver:
         if self._driver is None:
-            self._driver = open_driver(self.settings)
+            with self._lock:
+                if self._driver is None:
+                    self._driver = open_driver(self.settings)
         return self._driver
+
+    def _after_fork(self) -> None:
+        # another thread may have held the lock at fork(): it never lets go in the child
+        self._lock = threading.Lock()
 
     def push(self, queue: str, payload: dict[str, Any] | str) -> str:
         """Push one payload (a dict, or JSON text) onto `queue`; returns the id."""
@@ -77,12 +95,17 @@ class QueueManager:
 
     def push_many(self, queue: str, payloads: Sequence[dict[str, Any] | str]) -> list[str]:
         """Push payloads onto `queue` in one round trip; returns their ids in order."""
-        validate_queue_name(queue)
+        if queue not in self._valid_queues:
+            validate_queue_name(queue)
+            if len(self._valid_queues) < 1024:
+                self._valid_queues.add(queue)
         now = time.time()
         jobs = [self._new_job(payload, now) for payload in payloads]
         if not jobs:
             return []
-        return self.driver.push_many(queue, jobs)
+        driver = self.driver
+        with self._lock:
+            return driver.push_many(queue, jobs)
 
     def dispatch(
         self,
@@ -119,9 +142,10 @@ class QueueManager:
         return self.push(target, payload)
 
     def close(self) -> None:
-        if self._driver is not None:
-            self._driver.close()
-            self._driver = None
+        with self._lock:
+            if self._driver is not None:
+                self._driver.close()
+                self._driver = None
 
     def _new_job(self, payload: dict[str, Any] | str, now: float) -> NewJob:
         if isinstance(payload, str):
@@ -137,3 +161,11 @@ class QueueManager:
             text = encode_payload(payload)
             available_at = payload_available_at(payload, now)
         return NewJob(text, available_at)
+
+
+def _reset_locks_after_fork() -> None:
+    for manager in list(_managers):
+        manager._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
