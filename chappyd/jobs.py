@@ -111,8 +111,12 @@ def backoff_seconds(backoff: int | float | list[int | float], attempts: int) -> 
 # ---------------------------------------------------------------- payloads
 
 
+#: json.dumps() with options builds a new encoder on every call
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode_payload(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return _encode(payload)
 
 
 def decode_payload(text: str | bytes) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from chappyd.config import Settings
 from chappyd.drivers.base import NewJob, Reservation
 from chappyd.drivers.redis_admin import RedisAdmin
 from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
-from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, run_after, script
+from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, run, run_after, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ PROMOTE_PER_CALL = 256
 PUSH_CHUNK = 1000
 #: expire_leases takes back at most this many jobs per queue per call.
 EXPIRE_PER_CALL = 1000
+PUSH_READY = script("push_ready")
 LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
 
 
@@ -78,13 +79,17 @@ class RedisDriver(RedisAdmin):
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         if not jobs:
             return []
+        if len(jobs) == 1 and queue in self._registered:
+            now = time.time()
+            if jobs[0].available_at <= now:
+                return [self._push_ready(queue, jobs[0], now)]
         k = self.keys.queue(queue)
         with self.guard() as client:
             ids = self.take_ids(client, len(jobs))
         calls = []
         for start in range(0, len(jobs), PUSH_CHUNK):
             chunk_ids = ids[start:start + PUSH_CHUNK]
-            args: list[str | float] = [queue]
+            args: list[str | float] = []
             for job_id, job in zip(chunk_ids, jobs[start:start + PUSH_CHUNK], strict=True):
                 args += [job_id, job.payload, repr(float(job.available_at))]
             keys = [k.ready, k.delayed, k.wake, *(k.job(i) for i in chunk_ids)]
@@ -96,6 +101,16 @@ class RedisDriver(RedisAdmin):
             self.run(calls[0])
         self.registered([queue])
         return ids
+
+    def _push_ready(self, queue: str, job: NewJob, now: float) -> str:
+        """One job that is ready now: the one-by-one push, the producer path a web
+        request takes. One round trip with a script half as costly as push.lua."""
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            job_id = self.take_ids(client, 1)[0]
+            run(client, Call(PUSH_READY, (k.ready, k.wake, k.job_prefix + job_id),
+                             (job_id, job.payload, repr(job.available_at), repr(now))))
+        return job_id
 
     # -- workers ----------------------------------------------------------------
     def reserve(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
@@ -52,12 +52,55 @@ def _unavailable_errors() -> tuple[type[Exception], ...]:
             exceptions.NoPermissionError, oom)
 
 
+def _response_error() -> type[Exception]:
+    from redis.exceptions import ResponseError
+
+    return ResponseError
+
+
 def _is_refusal(exc: Exception) -> bool:
     """An error reply with one of UNAVAILABLE_REPLIES' codes, also when a script's error
     wraps it ("... @user_script:1: OOM command not allowed ...")."""
     text = str(exc)
     return text.startswith(UNAVAILABLE_REPLIES) or any(
         f": {code} " in text for code in UNAVAILABLE_REPLIES)
+
+
+class _Guard:
+    """RedisConnection.guard(): one reusable context manager per connection, because
+    a generator-based one costs ~4 us per use, a few percent of a push."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: RedisConnection) -> None:
+        self.owner = owner
+
+    def __enter__(self) -> redis.Redis:
+        owner = self.owner
+        if owner._failures:
+            delay = owner._retry_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        try:
+            return owner.client  # connects at once (single-connection client)
+        except Exception as exc:
+            self._convert(exc)
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if kind is None:
+            self.owner._failures = 0
+        elif isinstance(exc, Exception):
+            self._convert(exc)
+
+    def _convert(self, exc: Exception) -> None:
+        """Raise BackendUnavailable for what means "Redis cannot serve us now"."""
+        if isinstance(exc, _unavailable_errors()) or (
+                isinstance(exc, _response_error()) and _is_refusal(exc)):
+            owner = self.owner
+            owner._failed()
+            raise BackendUnavailable(owner.description, owner._redact(exc)) from exc
 
 
 class RedisConnection:
@@ -75,6 +118,7 @@ class RedisConnection:
         self._registered: set[str] = set()
         self._id_next = self._id_end = 0
         self._id_block = 1
+        self._guard = _Guard(self)
 
     # -- the client ------------------------------------------------------------
     @property
@@ -105,27 +149,11 @@ class RedisConnection:
         self._registered.clear()
         self._id_next = self._id_end = 0
 
-    @contextmanager
-    def guard(self) -> Iterator[redis.Redis]:
-        """The client; redis errors that mean "unreachable" become BackendUnavailable.
-        After a failure the next use waits out the backoff, then reconnects."""
-        delay = self._retry_at - time.monotonic()
-        if self._failures and delay > 0:
-            time.sleep(delay)
-        from redis.exceptions import ResponseError
-
-        try:
-            yield self.client
-        except _unavailable_errors() as exc:
-            self._failed()
-            raise BackendUnavailable(self.description, self._redact(exc)) from exc
-        except ResponseError as exc:
-            # redis-py keeps the code in the message of error replies it has no class for
-            if not _is_refusal(exc):
-                raise
-            self._failed()
-            raise BackendUnavailable(self.description, self._redact(exc)) from exc
-        self._failures = 0
+    def guard(self) -> _Guard:
+        """`with self.guard() as client:` the client; redis errors that mean
+        "unreachable" become BackendUnavailable. After a failure the next use waits out
+        the backoff, then reconnects."""
+        return self._guard
 
     def _failed(self) -> None:
         self._failures += 1
@@ -177,8 +205,7 @@ class RedisConnection:
 
     # -- ids -------------------------------------------------------------------
     def _ensure_ids(self, client: redis.Redis, count: int) -> None:
-        if self._pid != os.getpid():
-            self._reset()
+        # `client` came from self.client, which dropped any block inherited over fork()
         if self._id_next + count <= self._id_end:
             return
         block = max(count, self._id_block)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
+import pytest
+
 from chappyd.drivers.base import JobState, NewJob
+from chappyd.manager import QueueManager
 
 from .helpers import payload, push, reserve_one, stats_of
 
@@ -58,3 +62,53 @@ def test_push_many_of_a_thousand(driver):
     ids = driver.push_many("bulk", [NewJob(payload(), time.time())] * 1000)
     assert len(set(ids)) == 1000
     assert stats_of(driver, "bulk") == (1000, 0, 0, 0)
+
+
+def test_every_push_records_when_it_was_made_and_when_it_is_due(driver):
+    # the first push of a queue in a process registers it; later ones take the
+    # one-by-one path (a lighter script on Redis): both must store the same record
+    before = time.time()
+    due = before - 30
+    ids = [driver.push_many("default", [NewJob(payload(n=i), due)])[0] for i in range(3)]
+    after = time.time()
+    for job_id in ids:
+        record = driver.get(job_id)
+        assert record.state == JobState.READY and record.attempts == 0
+        assert record.available_at == pytest.approx(due, abs=0.001)
+        assert before - 1 <= record.created_at <= after + 1
+    assert [json.loads(reserve_one(driver).payload)["n"] for _ in ids] == [0, 1, 2]
+
+
+def test_a_manager_shared_by_threads_pushes_every_job_exactly_once(settings, driver):
+    # a threaded web server pushes from every request thread through one manager
+    manager = QueueManager(settings=settings)
+    threads, per_thread = 8, 60
+    pushed: list[str] = []
+    errors: list[BaseException] = []
+
+    def producer(t: int) -> None:
+        try:
+            for n in range(per_thread):
+                payload = {"job": "tests.Noop", "data": {"t": t, "n": n}}
+                if n % 10 == 9:
+                    pushed.extend(manager.push_many("default", [payload]))
+                else:
+                    pushed.append(manager.push("default", payload))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=producer, args=(t,), daemon=True)
+               for t in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in workers), "a producer thread hung"
+    manager.close()
+    assert errors == []
+    total = threads * per_thread
+    assert len(pushed) == total and len(set(pushed)) == total
+    assert stats_of(driver) == (total, 0, 0, 0)
+    seen = sorted((d["t"], d["n"]) for d in (
+        json.loads(r.payload)["data"] for r in driver.reserve(["default"], "h:1:2", 30, total)))
+    assert seen == [(t, n) for t in range(threads) for n in range(per_thread)]

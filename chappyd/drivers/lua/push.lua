@@ -4,18 +4,17 @@
 -- KEYS[2]    delayed zset    P:{q}:delayed   (score: available_at, unix s)
 -- KEYS[3]    wake list       P:{q}:wake
 -- KEYS[4..]  one job hash per job, P:{q}:job:<id>, in the order of ARGV's triples
--- ARGV[1]    queue name (stored in each job hash)
--- ARGV[2..]  triples: id, payload, available_at (unix s, text kept as given)
+-- ARGV       triples: id, payload, available_at (unix s, text kept as given)
 -- Returns how many jobs were made ready at once.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local stamp = string.format('%.6f', now)
 local ready, ready_count = {}, 0
 for i = 4, #KEYS do
-  local j = 2 + (i - 4) * 3
+  local j = 1 + (i - 4) * 3
   local id, at = ARGV[j], ARGV[j + 2]
-  redis.call('HSET', KEYS[i], 'queue', ARGV[1], 'payload', ARGV[j + 1], 'attempts', 0,
-             'available_at', at, 'created_at', stamp, 'updated_at', stamp)
+  -- attempts and the worker's fields appear at reservation (HINCRBY counts from 0)
+  redis.call('HSET', KEYS[i], 'payload', ARGV[j + 1], 'available_at', at, 'created_at', stamp)
   if tonumber(at) <= now then
     ready[#ready + 1] = id
     ready_count = ready_count + 1
