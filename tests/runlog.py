@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 
 def append_run(**fields: object) -> None:
@@ -14,3 +15,11 @@ def append_run(**fields: object) -> None:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The lines of an append-only log that are whole. A reader racing a writer's
+    write() can see the first bytes of its line without the rest (seen: '{"pid"'),
+    and every writer ends its line with a newline."""
+    text = path.read_text()
+    return text[:text.rfind("\n") + 1].splitlines()

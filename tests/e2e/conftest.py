@@ -24,6 +24,7 @@ from chappyd.manager import QueueManager
 from tests.conftest import settings_for
 from tests.e2e import jobs
 from tests.procs import children_of, process_state, title_of, wait_until
+from tests.runlog import complete_lines
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPPYD = str(Path(sys.executable).parent / "chappyd")
@@ -135,7 +136,7 @@ class E2E:
         if not self.record_path.exists():
             return []
         found = []
-        for line in self.record_path.read_text().splitlines():
+        for line in complete_lines(self.record_path):
             kind, job_id, pid, attempt, name = line.split(" ", 4)
             if event is None or kind == event:
                 found.append(Event(kind, job_id, int(pid), int(attempt), name))

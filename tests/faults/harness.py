@@ -17,6 +17,7 @@ from chappyd.drivers import open_driver
 from chappyd.manager import QueueManager
 from tests.conftest import settings_for
 from tests.procs import children_of
+from tests.runlog import complete_lines
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +79,7 @@ class RunLog:
         if not self.path.exists():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for line in complete_lines(self.path):
             entry = json.loads(line)
             if entry["phase"] == phase:
                 out.append(entry)
