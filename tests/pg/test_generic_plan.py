@@ -1,0 +1,61 @@
+"""The claim under the plan PostgreSQL caches for a prepared statement.
+
+After five executions PostgreSQL may replace the custom plans of a prepared statement
+with one generic plan, chosen from the table statistics of that moment and kept for the
+life of the connection. The claim once got a hash join over a scan of the whole table
+there (every dead row included): 4 ms of server CPU per job until the next ANALYZE.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from urllib.parse import quote
+
+import psycopg
+
+from chappyd.drivers.base import NewJob
+from chappyd.drivers.postgres import Q
+
+from .helpers import pg_driver
+
+GENERIC = "-c plan_cache_mode=force_generic_plan"
+
+
+def test_the_claim_under_a_generic_plan_takes_every_job_once_in_order(postgres_env):
+    url = postgres_env["DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("ANALYZE queue")  # statistics of an empty table, the worst case
+    separator = "&" if "?" in url else "?"
+    driver = pg_driver(postgres_env, DATABASE_URL=f"{url}{separator}options={quote(GENERIC)}")
+    now = time.time()
+    low = driver.push_many("low", [NewJob(json.dumps({"job": "x", "n": i}), now)
+                                   for i in range(120)])
+    high = driver.push_many("high", [NewJob(json.dumps({"job": "x", "n": i}), now)
+                                     for i in range(40)])
+    taken = []
+    while batch := driver.reserve(["high", "low", "high"], "h:1:2", 30, 16):
+        taken += [r.id for r in batch]
+    assert taken == high + low
+    driver.close()
+
+
+def test_a_worker_connection_plans_the_claim_on_indexes_even_from_an_empty_table(
+        postgres_env):
+    # the worst case: the generic plan is made while the table is empty, as an idle
+    # worker's claims on each wake-up make it, and kept when the backlog arrives
+    with psycopg.connect(postgres_env["DATABASE_URL"], autocommit=True) as admin:
+        admin.execute("VACUUM ANALYZE queue")
+    driver = pg_driver(postgres_env)
+    assert driver.reserve(["default"], "h:1:2", 30, 16) == []  # now a worker's connection
+    with driver._session.use() as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE claim(text, text, text, bigint) AS {Q['reserve']}")
+        plan = "\n".join(row[0] for row in conn.execute(
+            """EXPLAIN EXECUTE claim('["default"]', 'h:1:2', '30', 16)"""))
+        conn.execute("DEALLOCATE claim")
+    driver.close()
+    assert "Index Scan using queue_waiting on queue" in plan
+    assert "Index Scan using queue_pkey on queue" in plan
+    assert not re.search(r"(Seq|Bitmap Heap) Scan on queue\b(?!_)", plan), plan
