@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_notify import NotifySocket
 from tests.procs import children_of, wait_until
 from tests.servers.postgres import start_server
 from tests.servers.redis import RedisServer
@@ -106,13 +107,20 @@ def test_backend_down_at_start_is_waited_for(server, tmp_path):
     ids = set(push_counted(settings, 50))
     server.down()
     runs = RunLog(tmp_path / "runs.log")
-    daemon = Daemon(env, tmp_path, "--workers=2")
+    notify = NotifySocket(abstract=True)
+    daemon = Daemon({**env, "NOTIFY_SOCKET": notify.address}, tmp_path, "--workers=2")
     try:
-        time.sleep(3)
+        # systemd shows why the unit is not READY yet
+        wait_until(lambda: any(line.startswith("STATUS=waiting for the backend")
+                               for line in notify.lines()), 10, "STATUS= saying why")
+        time.sleep(2)
         assert daemon.proc.poll() is None, "a backend down at start is not a config error"
+        assert "READY=1" not in notify.lines()
         assert runs.done_ids() == set()
         server.up()
+        wait_until(lambda: "READY=1" in notify.lines(), 30, "READY=1 once it is up")
         wait_until(lambda: runs.done_ids() == ids, 60, "the jobs to run once it is up")
     finally:
         assert daemon.stop() == 0
+        notify.close()
     assert runs.duplicates() == 0
