@@ -29,12 +29,12 @@ local seed, promote_max = ARGV[6], tonumber(ARGV[7])
 local out = {0}
 local taken, spare_used = 0, 0
 
-local function intake(queue, ready, delayed, plain, prefix)
-  -- a stray key of another type under the queue's name must not break the queue
-  if redis.call('TYPE', plain)['ok'] ~= 'list' then return end
+local function intake(ready, delayed, plain, prefix)
   while spare_used < spare_n do
-    local raw = redis.call('RPOP', plain)
-    if not raw then return end
+    -- pcall: a stray key of another type under the queue's name must not break the
+    -- queue (WRONGTYPE comes back as an error table); nil comes back as false
+    local raw = redis.pcall('RPOP', plain)
+    if type(raw) ~= 'string' then return end
     local id = string.format('%d', spare_base + spare_used)
     spare_used = spare_used + 1
     local at = now
@@ -43,8 +43,9 @@ local function intake(queue, ready, delayed, plain, prefix)
       at = decoded['available_at']
     end
     local at_text = string.format('%.6f', at)
-    redis.call('HSET', prefix .. id, 'queue', queue, 'payload', raw, 'attempts', 0,
-               'available_at', at_text, 'created_at', stamp, 'updated_at', stamp)
+    -- the fields push.lua writes: attempts count from an absent field at reservation
+    redis.call('HSET', prefix .. id, 'payload', raw, 'available_at', at_text,
+               'created_at', stamp)
     if at <= now then
       redis.call('LPUSH', ready, id)
     else
@@ -65,7 +66,7 @@ for g = 0, #KEYS / G - 1 do
       redis.call('ZREMRANGEBYRANK', delayed, 0, #due - 1)
       redis.call('LPUSH', ready, unpack(due))
     end
-    intake(queue, ready, delayed, plain, prefix)
+    intake(ready, delayed, plain, prefix)
     for _ = 1, limit - taken do
       local id = redis.call('RPOP', ready)
       if not id then break end
