@@ -8,13 +8,17 @@ import os
 from pathlib import Path
 
 
-def append_run(**fields: object) -> None:
-    line = json.dumps({"pid": os.getpid(), **fields}) + "\n"
-    fd = os.open(os.environ["CHAPPY_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+def append_line(path: str, line: str) -> None:
+    """Append `line` and a newline to `path` in one O_APPEND write."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
+
+
+def append_run(**fields: object) -> None:
+    append_line(os.environ["CHAPPY_TEST_LOG"], json.dumps({"pid": os.getpid(), **fields}))
 
 
 def complete_lines(path: Path) -> list[str]:

@@ -11,15 +11,12 @@ import signal
 import time
 
 from chappyd.jobs import Job
+from tests.runlog import append_line
 
 
 def record(event: str, job: Job) -> None:
-    line = f"{event} {job.job_id} {os.getpid()} {job.attempts} {job.data.get('name', '-')}\n"
-    fd = os.open(os.environ["E2E_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    append_line(os.environ["E2E_RECORD"],
+                f"{event} {job.job_id} {os.getpid()} {job.attempts} {job.data.get('name', '-')}")
 
 
 class Record(Job):

@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 
 from chappyd import Job
+from tests.runlog import append_line
 
 
 class Record(Job):
     tries = 10
 
     def handle(self) -> None:
-        fd = os.open(os.environ["CHAPPY_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            os.write(fd, f"{self.job_id}\n".encode())
-        finally:
-            os.close(fd)
+        append_line(os.environ["CHAPPY_TEST_LOG"], self.job_id)

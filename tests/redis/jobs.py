@@ -6,6 +6,7 @@ import os
 import time
 
 from chappyd import Job
+from tests.runlog import append_line
 
 
 class Record(Job):
@@ -14,11 +15,7 @@ class Record(Job):
     name = "App\\Jobs\\Record"
 
     def handle(self) -> None:
-        fd = os.open(os.environ["CHAPPY_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            os.write(fd, f"{self.job_id} {self.data.get('n', '')}\n".encode())
-        finally:
-            os.close(fd)
+        append_line(os.environ["CHAPPY_TEST_RECORD"], f"{self.job_id} {self.data.get('n', '')}")
         time.sleep(float(self.data.get("sleep_s", 0)))
 
 
