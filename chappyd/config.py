@@ -6,6 +6,7 @@ Each value remembers where it came from, so that a bad one is reported as
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -14,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from chappyd import validate as v
 from chappyd.errors import ConfigError
+from chappyd.validate import validate_queue_name
+
+__all__ = ["OPTIONS", "Settings", "load_settings", "parse_env_file", "redact_url",
+           "validate_queue_name"]
 
 DEFAULT_CONFIG_PATH = "/etc/chappyd.env"
 # Where per-instance files live; an environment override exists so that tests and
@@ -24,18 +30,11 @@ DEFAULT_STATE_DIR = "/var/lib/chappyd"
 DEFAULT_SOURCE = "built-in default"
 ENVIRONMENT_SOURCE = "environment"
 
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/\\-]{0,127}$")
+#: keys read from env files besides the settings themselves
+_EXTRA_KEYS = ("CHAPPY_INSTANCE_DIR", "CHAPPY_WEB_TOKEN", "CHAPPY_WEB_READONLY_TOKEN")
+_SECRET_KEYS = ("REDIS_PASSWORD", "CHAPPY_WEB_TOKEN", "CHAPPY_WEB_READONLY_TOKEN")
+_OUR_PREFIXES = ("CHAPPY_", "QUEUE_", "DATABASE_", "REDIS_", "MAX_", "LOG_")
 _ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
-
-
-def validate_queue_name(name: str) -> str:
-    """Return `name` or raise ValueError: queue names end up in Redis keys and titles."""
-    if not _QUEUE_NAME.match(name):
-        raise ValueError(
-            f"invalid queue name {name!r}: use 1-128 letters, digits and _ . : @ / - "
-            "(no spaces or braces)"
-        )
-    return name
 
 
 def redact_url(url: str) -> str:
@@ -70,110 +69,6 @@ def default_sqlite_path(environ: Mapping[str, str]) -> Path:
     return Path(xdg) / "chappyd" / "queue.sqlite3"
 
 
-# ---------------------------------------------------------------- value parsers
-
-
-def _positive_int(raw: str) -> int:
-    value = _non_negative_int(raw)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("must be a whole number") from None
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("must be a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _lease(raw: str) -> float:
-    value = _seconds(raw)
-    if value < 2:
-        raise ValueError("must be at least 2 seconds")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be 1 or 0 (true/false)")
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _name_list(raw: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in raw.split(",") if part.strip())
-    if not names:
-        raise ValueError("must name at least one queue")
-    for name in names:
-        validate_queue_name(name)
-    return names
-
-
-def _module_list(raw: str) -> tuple[str, ...]:
-    modules = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for module in modules:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", module):
-            raise ValueError(f"{module!r} is not a Python module name")
-    return modules
-
-
-def _database_url(raw: str) -> str:
-    url = raw.strip()
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if scheme in ("postgresql", "postgres"):
-        return url
-    if scheme == "sqlite":
-        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
-            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
-        return url
-    raise ValueError("must start with postgresql:// or sqlite:///")
-
-
-def _redis_url(raw: str) -> str:
-    url = raw.strip()
-    if not re.match(r"^(rediss?|unix)://", url, re.IGNORECASE):
-        raise ValueError("must start with redis://, rediss:// or unix://")
-    return url
-
-
-def _redis_prefix(raw: str) -> str:
-    prefix = raw.strip()
-    if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix):
-        # braces would steal the {queue} hash tag that keeps a queue in one cluster slot
-        raise ValueError("use 1-64 letters, digits and _ . : - (no braces or spaces)")
-    return prefix
-
-
-def _log_level(raw: str) -> str:
-    return _choice("debug", "info", "warning", "error", "critical")(raw)
-
-
 # ---------------------------------------------------------------- declarations
 
 
@@ -189,31 +84,34 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("QUEUE_DRIVER", "queue_driver", _choice("database", "redis")),
-    Option("DATABASE_URL", "database_url", _database_url, secret=True),
-    Option("REDIS_URL", "redis_url", _redis_url, secret=True),
+    Option("QUEUE_DRIVER", "queue_driver", v.choice("database", "redis")),
+    Option("DATABASE_URL", "database_url", v.database_url, secret=True),
+    Option("REDIS_URL", "redis_url", v.redis_url, secret=True),
     Option("REDIS_HOST", "redis_host", str),
-    Option("REDIS_PORT", "redis_port", _positive_int),
+    Option("REDIS_PORT", "redis_port", v.whole_number(1, v.MAX_PORT)),
     Option("REDIS_PASSWORD", "redis_password", str, secret=True),
-    Option("REDIS_DB", "redis_db", _non_negative_int),
-    Option("MAX_ATTEMPTS", "max_attempts", _positive_int),
-    Option("CHAPPY_QUEUES", "queues", _name_list, flag="--queue"),
-    Option("CHAPPY_JOBS", "jobs", _module_list),
-    Option("CHAPPY_WORKERS", "workers", _positive_int, flag="--workers"),
-    Option("CHAPPY_MAX_JOBS_PER_CHILD", "max_jobs_per_child", _non_negative_int,
-           flag="--max-jobs-per-child"),
-    Option("CHAPPY_MAX_MEMORY_PER_CHILD", "max_memory_per_child_mib", _non_negative_int,
-           flag="--max-memory-per-child"),
-    Option("CHAPPY_JOB_TIMEOUT", "job_timeout_s", _seconds, flag="--timeout"),
-    Option("CHAPPY_LEASE", "lease_s", _lease),
-    Option("CHAPPY_GRACEFUL_TIMEOUT", "graceful_timeout_s", _seconds, flag="--graceful-timeout"),
-    Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", _bool),
-    Option("CHAPPY_REDIS_PREFIX", "redis_prefix", _redis_prefix),
-    Option("LOG_FORMAT", "log_format", _choice("json", "console"), flag="--log-format"),
-    Option("LOG_LEVEL", "log_level", _log_level, flag="--log-level"),
+    Option("REDIS_DB", "redis_db", v.whole_number(0, v.MAX_REDIS_DB)),
+    Option("MAX_ATTEMPTS", "max_attempts", v.whole_number(1, v.MAX_ATTEMPTS)),
+    Option("CHAPPY_QUEUES", "queues", v.queue_list, flag="--queue"),
+    Option("CHAPPY_JOBS", "jobs", v.module_list),
+    Option("CHAPPY_WORKERS", "workers", v.whole_number(1, v.MAX_WORKERS), flag="--workers"),
+    Option("CHAPPY_MAX_JOBS_PER_CHILD", "max_jobs_per_child",
+           v.whole_number(0, v.MAX_JOBS_PER_CHILD), flag="--max-jobs-per-child"),
+    Option("CHAPPY_MAX_MEMORY_PER_CHILD", "max_memory_per_child_mib",
+           v.whole_number(0, v.MAX_MEMORY_MIB), flag="--max-memory-per-child"),
+    Option("CHAPPY_JOB_TIMEOUT", "job_timeout_s", v.seconds(0, v.MAX_TIMEOUT_S),
+           flag="--timeout"),
+    Option("CHAPPY_LEASE", "lease_s", v.seconds(2, v.MAX_LEASE_S)),
+    Option("CHAPPY_GRACEFUL_TIMEOUT", "graceful_timeout_s",
+           v.seconds(0, v.MAX_GRACEFUL_TIMEOUT_S), flag="--graceful-timeout"),
+    Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", v.boolean),
+    Option("CHAPPY_REDIS_PREFIX", "redis_prefix", v.redis_prefix),
+    Option("LOG_FORMAT", "log_format", v.choice("json", "console"), flag="--log-format"),
+    Option("LOG_LEVEL", "log_level", v.log_level, flag="--log-level"),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 OPTIONS_BY_FLAG = {option.flag: option for option in OPTIONS if option.flag}
+KNOWN_KEYS = frozenset({*OPTIONS_BY_KEY, *_EXTRA_KEYS, "CHAPPY_CONFIG"})
 
 
 @dataclass(frozen=True)
@@ -290,8 +188,14 @@ class Settings:
 
 def parse_env_file(text: str, path: str) -> dict[str, str]:
     """Parse the seed's .env syntax: KEY=value, quotes, # comments, `export `."""
-    values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    return {key: value for _, key, value in env_file_entries(text, path)}
+
+
+def env_file_entries(text: str, path: str) -> list[tuple[int, str, str]]:
+    """(line number, key, value) for each assignment, in file order."""
+    entries: list[tuple[int, str, str]] = []
+    # editors on some systems start UTF-8 files with a byte order mark
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -299,8 +203,8 @@ def parse_env_file(text: str, path: str) -> dict[str, str]:
         if not match:
             raise ConfigError(f"line {number}", None, path, "expected KEY=value")
         key, raw = match.groups()
-        values[key] = _unquote(raw, key, f"{path}:{number}")
-    return values
+        entries.append((number, key, _unquote(raw, key, f"{path}:{number}")))
+    return entries
 
 
 def _unquote(raw: str, key: str, where: str) -> str:
@@ -323,7 +227,6 @@ def _unquote(raw: str, key: str, where: str) -> str:
 
 
 def _read_env_file(path: str, source_key: str, source: str) -> tuple[dict[str, str], list[str]]:
-    warnings: list[str] = []
     try:
         st = os.stat(path)
         with open(path, encoding="utf-8") as handle:
@@ -338,9 +241,33 @@ def _read_env_file(path: str, source_key: str, source: str) -> tuple[dict[str, s
         raise ConfigError(source_key, path, source, "is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(source_key, path, source, exc.strerror or str(exc)) from None
-    if st.st_mode & stat.S_IROTH:
-        warnings.append(f"{path} is world-readable; it may hold passwords (chmod 0640)")
-    return parse_env_file(text, path), warnings
+    entries = env_file_entries(text, path)
+    values = {key: value for _, key, value in entries}
+    warnings = [w for number, key, _ in entries if (w := unknown_key_warning(key, path, number))]
+    if st.st_mode & stat.S_IROTH and _holds_secret(values):
+        warnings.append(f"{path} is world-readable and holds a password or token (chmod 0640)")
+    return values, warnings
+
+
+def unknown_key_warning(key: str, path: str, line: int) -> str | None:
+    """A warning for a key we do not know that looks like one of ours (a typo)."""
+    if key in KNOWN_KEYS:
+        return None
+    close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.8)
+    if not close and not key.startswith(_OUR_PREFIXES):
+        return None  # another program's setting in a shared file
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{path} line {line}: unknown key {key}, ignored{hint}"
+
+
+def _holds_secret(values: Mapping[str, str]) -> bool:
+    if any(values.get(key, "").strip() for key in _SECRET_KEYS):
+        return True
+    for key in ("DATABASE_URL", "REDIS_URL"):
+        url = values.get(key, "")
+        if url and redact_url(url) != url:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------- loading
@@ -367,15 +294,18 @@ def load_settings(
         path, key, source = environ["CHAPPY_CONFIG"], "CHAPPY_CONFIG", ENVIRONMENT_SOURCE
     else:
         path, key, source = DEFAULT_CONFIG_PATH, "CHAPPY_CONFIG", DEFAULT_SOURCE
+    main_file: Mapping[str, str] = {}
     if source != DEFAULT_SOURCE or os.path.exists(path):
-        _merge_file(raw, files, warnings, path, key, source)
+        main_file = _merge_file(raw, files, warnings, path, key, source)
 
     if instance is not None:
         try:
             validate_queue_name(instance)
         except ValueError as exc:
             raise ConfigError("--instance", instance, "--instance", str(exc)) from None
-        directory = environ.get("CHAPPY_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR
+        # the environment wins over the main file, as for every other key
+        directory = (environ.get("CHAPPY_INSTANCE_DIR") or main_file.get("CHAPPY_INSTANCE_DIR")
+                     or DEFAULT_INSTANCE_DIR)
         instance_path = os.path.join(directory, f"{instance}.env")
         if os.path.exists(instance_path):
             _merge_file(raw, files, warnings, instance_path, "--instance", "--instance")
@@ -397,13 +327,14 @@ def _merge_file(
     path: str,
     key: str,
     source: str,
-) -> None:
+) -> dict[str, str]:
     values, file_warnings = _read_env_file(path, key, source)
     files.append(path)
     warnings.extend(file_warnings)
     for name, value in values.items():
         if name in OPTIONS_BY_KEY:
             raw[name] = (value, path)
+    return values
 
 
 def _build(

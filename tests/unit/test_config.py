@@ -173,12 +173,14 @@ def test_unterminated_quote(tmp_path):
         load_settings(environ={"CHAPPY_CONFIG": path})
 
 
-def test_world_readable_file_gives_a_warning(tmp_path):
-    path = env_file(tmp_path, "", mode=0o644)
+def test_world_readable_file_with_a_password_gives_a_warning(tmp_path):
+    path = env_file(tmp_path, "REDIS_PASSWORD=hunter2\n", mode=0o644)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     s = load_settings(environ={"CHAPPY_CONFIG": path})
-    assert any("world-readable" in w for w in s.warnings)
-    quiet = load_settings(environ={"CHAPPY_CONFIG": env_file(tmp_path, "", "b.env", 0o640)})
+    assert s.warnings == (f"{path} is world-readable and holds a password or token "
+                          "(chmod 0640)",)
+    quiet = load_settings(environ={"CHAPPY_CONFIG": env_file(
+        tmp_path, "REDIS_PASSWORD=hunter2\n", "b.env", 0o640)})
     assert quiet.warnings == ()
 
 

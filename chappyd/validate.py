@@ -1,0 +1,184 @@
+"""The one set of value checks that settings, flags and job classes share.
+
+Every parser takes the raw text and returns the value or raises ValueError with a
+reason that reads after ``KEY='value' (from SOURCE): ``. Every number has an upper
+bound (listed in README's configuration table) so that nothing accepted here can
+overflow a timer, a semaphore or the file descriptor table later.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+# Upper bounds: generous for any real deployment, small enough for the platform.
+MAX_WORKERS = 512
+MAX_JOBS_PER_CHILD = 1_000_000_000
+MAX_MEMORY_MIB = 1_048_576  # 1 TiB
+MAX_TIMEOUT_S = 604_800.0  # 7 days; setitimer() overflows far above this
+MAX_LEASE_S = 3600.0
+MAX_GRACEFUL_TIMEOUT_S = 86_400.0
+MAX_ATTEMPTS = 1000
+MAX_RUN_JOBS = 2**31 - 1  # --max: a process-shared semaphore holds a C int
+MAX_REDIS_DB = 65_535
+MAX_PORT = 65_535
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@/\\-]{0,127}")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_REDIS_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_JOB_NAME_MAX = 255
+
+
+def validate_queue_name(name: str) -> str:
+    """Return `name` or raise ValueError: queue names end up in Redis keys and titles.
+    The whole name must match: a trailing newline is not part of a valid name."""
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid queue name {name!r}: use 1-128 letters, digits and _ . : @ / - "
+            "(no spaces or braces)"
+        )
+    return name
+
+
+def validate_job_name(name: object) -> str:
+    """A job name is what payloads select a class by: printable, non-empty UTF-8."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name = {name!r} must be a non-empty string")
+    if len(name) > _JOB_NAME_MAX:
+        raise ValueError(f"name is {len(name)} characters long, at most {_JOB_NAME_MAX}")
+    if not name.isprintable() or name != name.strip():
+        raise ValueError(f"name = {name!r} must be printable, without surrounding blanks")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"name = {name!r} is not valid UTF-8") from None
+    return name
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A parser for a whole number in [low, high]."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if value < 0:
+            raise ValueError("must not be negative")
+        if value < low:
+            raise ValueError(f"must be at least {low}")
+        if value > high:
+            raise ValueError(f"must be at most {high}")
+        return value
+
+    return parse
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """A parser for a finite number of seconds, > 0, in [low, high]."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("must be a number of seconds") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a positive number of seconds")
+        if value < low:
+            raise ValueError(f"must be at least {low:g} seconds")
+        if value > high:
+            raise ValueError(f"must be at most {high:g} seconds")
+        return value
+
+    return parse
+
+
+def boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be 1 or 0 (true/false)")
+
+
+def choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def queue_list(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("must name at least one queue")
+    for name in names:
+        validate_queue_name(name)
+    return names
+
+
+def module_list(raw: str) -> tuple[str, ...]:
+    modules = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for module in modules:
+        if not _MODULE_NAME.fullmatch(module):
+            raise ValueError(f"{module!r} is not a Python module name")
+    return modules
+
+
+def database_url(raw: str) -> str:
+    url = raw.strip()
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        return url
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+        return url
+    raise ValueError("must start with postgresql:// or sqlite:///")
+
+
+def redis_url(raw: str) -> str:
+    url = raw.strip()
+    if not re.match(r"(rediss?|unix)://", url, re.IGNORECASE):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return url
+
+
+def redis_prefix(raw: str) -> str:
+    prefix = raw.strip()
+    if not _REDIS_PREFIX.fullmatch(prefix):
+        # braces would steal the {queue} hash tag that keeps a queue in one cluster slot
+        raise ValueError("use 1-64 letters, digits and _ . : - (no braces or spaces)")
+    return prefix
+
+
+def log_level(raw: str) -> str:
+    return choice("debug", "info", "warning", "error", "critical")(raw)
+
+
+# ---------------------------------------------------------------- job class attributes
+
+
+def check_job_class(cls: type) -> None:
+    """Raise ValueError naming the first bad class attribute of a Job subclass."""
+    validate_job_name(getattr(cls, "name", None))
+    try:
+        validate_queue_name(getattr(cls, "queue", None))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"queue = {cls.queue!r}: {exc}") from None  # type: ignore[attr-defined]
+    tries = getattr(cls, "tries", None)
+    if tries is not None and (not isinstance(tries, int) or isinstance(tries, bool)
+                              or not 1 <= tries <= MAX_ATTEMPTS):
+        raise ValueError(f"tries = {tries!r} must be None or a whole number "
+                         f"from 1 to {MAX_ATTEMPTS}")
+    timeout = getattr(cls, "timeout", None)
+    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool)
+                                or not math.isfinite(timeout)
+                                or not 0 < timeout <= MAX_TIMEOUT_S):
+        raise ValueError(f"timeout = {timeout!r} must be None or a number of seconds "
+                         f"above 0 and at most {MAX_TIMEOUT_S:g}")
