@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
 import time
+import traceback
 from collections.abc import Iterable, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.errors import ChappyError, InvalidPayload, UnknownJob
+from chappyd.validate import check_job_class
 
 if TYPE_CHECKING:
     from chappyd.manager import QueueManager
@@ -163,7 +167,8 @@ def payload_available_at(payload: dict[str, Any], now: float) -> float:
 
 
 class RegistryError(ChappyError):
-    pass
+    """The jobs cannot be loaded: a module that does not import, a bad class attribute,
+    two classes with one name. The message names the module or the class."""
 
 
 class Registry:
@@ -182,6 +187,12 @@ class Registry:
         return sorted(self._jobs)
 
     def add(self, cls: type[Job]) -> None:
+        """Register `cls`; its attributes are checked here, at import, so that a bad
+        `timeout` or `queue` is refused at start rather than failing every attempt."""
+        try:
+            check_job_class(cls)
+        except ValueError as exc:
+            raise RegistryError(f"class {_where(cls)}: {exc}") from None
         existing = self._jobs.get(cls.name)
         if existing is not None and existing is not cls:
             raise RegistryError(
@@ -197,7 +208,8 @@ class Registry:
 
     def load(self, modules: Iterable[str]) -> None:
         """Import `modules` (packages recursively) and register the Job subclasses
-        defined in them. Raises ImportError (with the module named) on failure."""
+        defined in them. Raises RegistryError naming the module that failed, the
+        exception and the line."""
         imported: set[str] = set()
         for name in modules:
             imported.update(_import_tree(name))
@@ -211,13 +223,61 @@ def _where(cls: type) -> str:
 
 
 def _import_tree(name: str) -> Iterator[str]:
-    module = importlib.import_module(name)
+    module = _import(name)
     yield module.__name__
     search_path = getattr(module, "__path__", None)
     if search_path is None:
         return
-    for info in pkgutil.walk_packages(search_path, prefix=f"{module.__name__}."):
-        yield importlib.import_module(info.name).__name__
+    failed: list[str] = []
+    for info in pkgutil.walk_packages(search_path, prefix=f"{module.__name__}.",
+                                      onerror=failed.append):
+        yield _import(info.name).__name__
+    if failed:  # walk_packages imports subpackages itself; make their error ours
+        _import(failed[0])
+
+
+def _import(name: str) -> ModuleType:
+    # SystemExit too: a module calling sys.exit() at import must not end the daemon
+    # with its status and no message
+    try:
+        return importlib.import_module(name)
+    except (Exception, SystemExit) as exc:
+        raise RegistryError(f"cannot import {name}: {describe_exception(exc)}") from None
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``KeyError: 'X' (app/jobs/mail.py line 12)``: the class, the message and the
+    innermost line of user code that raised it."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, SystemExit):
+        text = f"SystemExit({exc.code!r}) at import"
+    elif isinstance(exc, SyntaxError):
+        text = f"{type(exc).__name__}: {exc.msg}"  # its str() repeats file and line
+    where = _raising_line(exc)
+    return f"{text} ({where})" if where else text
+
+
+def _raising_line(exc: BaseException) -> str | None:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{_shown_path(exc.filename)} line {exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen")
+              and not f.filename.startswith(_STDLIB_IMPORT) and f.filename != __file__]
+    if not frames:
+        return None
+    last = frames[-1]
+    return f"{_shown_path(last.filename)} line {last.lineno}"
+
+
+def _shown_path(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+_STDLIB_IMPORT = os.path.dirname(importlib.__file__)
 
 
 def _all_subclasses(cls: type[Job]) -> Iterator[type[Job]]:

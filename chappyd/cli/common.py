@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from chappyd.config import OPTIONS_BY_FLAG, Settings, load_settings
 from chappyd.errors import ChappyError, ConfigError, ExitStatus
-from chappyd.jobs import Registry
+from chappyd.jobs import Registry, RegistryError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,12 +26,14 @@ def settings_from_args(args: argparse.Namespace, flags: Mapping[str, str | None]
 
 
 def load_registry(settings: Settings) -> Registry:
+    """The registry from CHAPPY_JOBS; a module that does not import or a bad class
+    attribute is a config error (78) naming the module or the class."""
     registry = Registry()
     try:
         registry.load(settings.jobs)
-    except Exception as exc:  # a job module that fails to import is a config problem
+    except RegistryError as exc:
         raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs), settings.source("CHAPPY_JOBS"),
-                          f"cannot import: {exc}") from None
+                          str(exc)) from None
     return registry
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from chappyd import Job
 from chappyd.errors import InvalidPayload, UnknownJob
-from chappyd.jobs import Registry, backoff_seconds, decode_payload, encode_payload
+from chappyd.jobs import Registry, RegistryError, backoff_seconds, decode_payload, encode_payload
 
 
 class Plain(Job):
@@ -135,5 +135,7 @@ def test_registry_refuses_anything_unregistered(name):
 
 
 def test_registry_import_error_names_the_module():
-    with pytest.raises(ImportError, match="no_such_module_xyz"):
+    with pytest.raises(RegistryError) as caught:
         Registry().load(["no_such_module_xyz"])
+    assert str(caught.value) == ("cannot import no_such_module_xyz: ModuleNotFoundError: "
+                                 "No module named 'no_such_module_xyz'")
