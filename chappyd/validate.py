@@ -113,8 +113,12 @@ def choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+#: blanks allowed around commas; a newline or other control character is not a blank
+_BLANKS = " \t"
+
+
 def queue_list(raw: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    names = tuple(part.strip(_BLANKS) for part in raw.split(",") if part.strip(_BLANKS))
     if not names:
         raise ValueError("must name at least one queue")
     for name in names:
@@ -123,7 +127,7 @@ def queue_list(raw: str) -> tuple[str, ...]:
 
 
 def module_list(raw: str) -> tuple[str, ...]:
-    modules = tuple(part.strip() for part in raw.split(",") if part.strip())
+    modules = tuple(part.strip(_BLANKS) for part in raw.split(",") if part.strip(_BLANKS))
     for module in modules:
         if not _MODULE_NAME.fullmatch(module):
             raise ValueError(f"{module!r} is not a Python module name")

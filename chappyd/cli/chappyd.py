@@ -1,10 +1,11 @@
-"""`chappyd`: the daemon's entry point (DESIGN §5)."""
+"""`chappyd`: the daemon's entry point."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import resource
 import signal
 import socket
 import sys
@@ -12,6 +13,7 @@ import sys
 import structlog
 
 from chappyd import __version__
+from chappyd import validate as v
 from chappyd.cli.common import (
     add_config_arguments,
     load_registry,
@@ -21,7 +23,8 @@ from chappyd.cli.common import (
 from chappyd.config import Settings
 from chappyd.daemonize import PidFile, daemon_context
 from chappyd.drivers import open_driver
-from chappyd.errors import ExitStatus
+from chappyd.errors import ConfigError, ExitStatus
+from chappyd.jobcheck import check_jobs_import
 from chappyd.jobs import Registry
 from chappyd.logs import configure_logging
 from chappyd.master import Master, RunOptions
@@ -37,35 +40,91 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(parser)
     parser.add_argument("--queue", metavar="NAMES",
                         help="queues in strict priority order, comma-separated")
-    parser.add_argument("--workers", metavar="N", help="child processes (default: CPU count)")
+    parser.add_argument("--workers", metavar="N",
+                        help=f"child processes, 1-{v.MAX_WORKERS} (default: CPU count)")
     parser.add_argument("--once", action="store_true",
                         help="run the next ready job in this process, then exit")
-    parser.add_argument("--max", metavar="N", type=_count, help="exit after N jobs in total")
+    parser.add_argument("--max", metavar="N",
+                        help=f"exit after N finished attempts in total, 1-{v.MAX_RUN_JOBS}")
     parser.add_argument("--stop-when-empty", action="store_true",
                         help="exit once the queues have no ready or reserved job")
-    parser.add_argument("--max-jobs-per-child", metavar="N")
-    parser.add_argument("--max-memory-per-child", metavar="MiB")
-    parser.add_argument("--timeout", metavar="S", help="default job timeout, seconds")
+    parser.add_argument("--max-jobs-per-child", metavar="N",
+                        help="recycle a child after at most N jobs (0: never; default 1000)")
+    parser.add_argument("--max-memory-per-child", metavar="MiB",
+                        help="recycle a child whose RSS exceeds MiB after a job (0: off)")
+    parser.add_argument("--timeout", metavar="S",
+                        help=f"default job timeout, seconds, at most {v.MAX_TIMEOUT_S:g}")
     parser.add_argument("--graceful-timeout", metavar="S",
                         help="how long a stop waits for running jobs, seconds")
     parser.add_argument("--check-config", action="store_true",
-                        help="validate the configuration, print it (secrets masked), exit")
+                        help="validate the configuration and import CHAPPY_JOBS, print the "
+                             "settings (secrets masked), exit")
     parser.add_argument("--daemon", action="store_true",
                         help="detach from the terminal (not under systemd)")
     parser.add_argument("--pidfile", metavar="PATH", help="with --daemon: write the pid here")
-    parser.add_argument("--log-format", metavar="json|console")
-    parser.add_argument("--log-level", metavar="LEVEL")
+    parser.add_argument("--log-format", metavar="json|console",
+                        help="log lines as JSON or for people (default: JSON off a TTY)")
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help="debug, info, warning, error or critical (default: info)")
     return parser
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+#: flags that make no sense together: (flag, flag, why)
+CONFLICTS = (
+    ("pidfile", "daemon", "--pidfile is only written with --daemon"),
+    ("once", "max", "--once runs one job; --max=N is for the pool"),
+    ("once", "stop_when_empty", "--once runs one job; --stop-when-empty is for the pool"),
+    ("once", "daemon", "--once runs in the foreground; --daemon is for the pool"),
+)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Flags that are not settings: --max and the combinations (78 naming them)."""
+    for flag, other, why in CONFLICTS:
+        given, needed = getattr(args, flag), getattr(args, other)
+        if flag == "pidfile" and given is not None and not needed:
+            raise ConfigError("--pidfile", given, "--pidfile", f"needs --daemon ({why})")
+        if flag == "once" and given and needed not in (None, False):
+            raise ConfigError("--once", None, "--once",
+                              f"cannot be combined with --{other.replace('_', '-')} ({why})")
+    if args.max is not None:
+        try:
+            args.max = v.whole_number(1, v.MAX_RUN_JOBS)(args.max)
+        except ValueError as exc:
+            raise ConfigError("--max", args.max, "--max", str(exc)) from None
+    if args.pidfile is not None:
+        check_pidfile_directory(args.pidfile)
+
+
+def check_pidfile_directory(path: str) -> None:
+    """Before detaching: afterwards nobody would see the error."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError("--pidfile", path, "--pidfile", f"directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError("--pidfile", path, "--pidfile",
+                          f"directory {directory} is not writable by this user")
+
+
+#: the master's own descriptors (logs, signal pipe, backend) beyond one per child;
+#: children are counted twice because a HUP runs old and new ones side by side
+BASE_FDS = 16
+
+
+def check_fd_budget(settings: Settings) -> None:
+    """Refuse a worker count the descriptor limit cannot hold, instead of EMFILE later.
+    The soft limit is raised up to the hard one first, as most daemons do."""
+    need = BASE_FDS + 2 * settings.workers
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if need > soft and (hard == resource.RLIM_INFINITY or need <= hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            soft = need
+    if need > soft:
+        raise ConfigError("CHAPPY_WORKERS", str(settings.workers),
+                          settings.source("CHAPPY_WORKERS"),
+                          f"{settings.workers} workers need about {need} file descriptors, "
+                          f"but the limit (ulimit -n) is {soft}")
 
 
 def flags_of(args: argparse.Namespace) -> dict[str, str | None]:
@@ -84,37 +143,52 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    check_flags(args)
     settings = settings_from_args(args, flags_of(args))
+    registry = load_registry(settings)  # --check-config too: imports as the daemon would
+    if args.once:
+        if not args.check_config:
+            _configure(settings, registry)
+            return run_once(settings, registry)
+    else:
+        check_fd_budget(settings)
     if args.check_config:
         return check_config(settings)
-    registry = load_registry(settings)
-    if args.once:
-        _configure(settings)
-        return run_once(settings, registry)
-    pidfile = PidFile(args.pidfile) if args.pidfile else None
     if not args.daemon:
-        with pidfile or contextlib.nullcontext():
-            return run_master(args, settings, registry)
+        return run_master(args, settings, registry)
+    pidfile = PidFile(args.pidfile) if args.pidfile else None
     if pidfile is not None:
         pidfile.check()  # while the error can still reach the terminal
     with daemon_context(pidfile):
         return run_master(args, settings, registry)
 
 
-def _configure(settings: Settings) -> None:
+def _configure(settings: Settings, registry: Registry) -> None:
     configure_logging(settings.log_format, settings.log_level)
     log = structlog.get_logger("chappyd")
     for warning in settings.warnings:
         log.warning("config_warning", problem=warning)
+    if not len(registry):
+        log.warning("no_jobs_registered", jobs=list(settings.jobs),
+                    problem="no Job classes are registered (set CHAPPY_JOBS): every job "
+                            "will fail with UnknownJob")
+
+
+def reload_settings(args: argparse.Namespace) -> Settings:
+    """HUP: the same sources again, and CHAPPY_JOBS must still import."""
+    settings = settings_from_args(args, flags_of(args))
+    check_jobs_import(settings.jobs, settings.source("CHAPPY_JOBS"))
+    check_fd_budget(settings)
+    return settings
 
 
 def run_master(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     """The prefork master until it stops; HUP re-reads the same sources."""
-    _configure(settings)
+    _configure(settings, registry)
     master = Master(
         settings, registry,
         RunOptions(max_jobs=args.max, stop_when_empty=args.stop_when_empty),
-        reload_settings=lambda: settings_from_args(args, flags_of(args)),
+        reload_settings=lambda: reload_settings(args),
     )
     return master.run()
 
