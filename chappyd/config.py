@@ -199,7 +199,7 @@ def env_file_entries(text: str, path: str) -> list[tuple[int, str, str]]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        match = _ENV_LINE.match(stripped)
+        match = _ENV_LINE.fullmatch(stripped)
         if not match:
             raise ConfigError(f"line {number}", None, path, "expected KEY=value")
         key, raw = match.groups()

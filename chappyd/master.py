@@ -43,6 +43,7 @@ from chappyd.jobs import Registry
 from chappyd.link import BackendLink
 from chappyd.reclaim import Settlement, settle
 from chappyd.reports import Kind, Report, ReportReader, readable
+from chappyd.validate import MAX_WORKERS
 
 log = structlog.get_logger("chappyd.master")
 
@@ -65,7 +66,6 @@ LOOP_TICK_S = 0.25
 #: Children report every job; under load the loop takes their reports in batches at
 #: most this often instead of waking per report. Signals still wake it at once.
 REPORT_BATCH_S = 0.005
-MAX_WORKERS = 256
 
 class State(StrEnum):
     STARTING = "starting"  # waiting for the backend before the first fork

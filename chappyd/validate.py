@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 
 # Upper bounds: generous for any real deployment, small enough for the platform.
-MAX_WORKERS = 512
+MAX_WORKERS = 256
 MAX_JOBS_PER_CHILD = 1_000_000_000
 MAX_MEMORY_MIB = 1_048_576  # 1 TiB
 MAX_TIMEOUT_S = 604_800.0  # 7 days; setitimer() overflows far above this

@@ -60,7 +60,7 @@ def write_module(tmp_path: Path, name: str, source: str) -> None:
                                     "must be a positive number of seconds"),
     (["--graceful-timeout", "1e6"], "CHAPPY_GRACEFUL_TIMEOUT='1e6' (from --graceful-timeout): "
                                     "must be at most 86400 seconds"),
-    (["--workers", "10000"], "CHAPPY_WORKERS='10000' (from --workers): must be at most 512"),
+    (["--workers", "10000"], "CHAPPY_WORKERS='10000' (from --workers): must be at most 256"),
     (["--workers", "0"], "CHAPPY_WORKERS='0' (from --workers): must be at least 1"),
     (["--max", "0"], "--max='0' (from --max): must be at least 1"),
     (["--max", "1e3"], "--max='1e3' (from --max): must be a whole number"),

@@ -37,7 +37,7 @@ def test_seconds_at_the_bound_are_accepted():
 
 @pytest.mark.parametrize(("raw", "problem"), [
     ("-1", "must not be negative"), ("0", "must be at least 1"), ("1.5", "must be a whole number"),
-    ("513", "must be at most 512"),
+    ("257", "must be at most 256"),
 ])
 def test_whole_numbers_are_bounded(raw, problem):
     with pytest.raises(ValueError, match=f"^{problem}$"):
