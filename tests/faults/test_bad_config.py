@@ -8,11 +8,14 @@ import resource
 import signal
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from chappyd.cli.chappyd import build_parser
+from chappyd.drivers import open_driver
+from chappyd.drivers.base import JobState, NewJob
 from tests.procs import wait_until
 
 from .harness import BIN, ROOT, Daemon, settings_of, store_is_empty
@@ -207,3 +210,33 @@ def test_hup_with_jobs_that_no_longer_import_keeps_the_old_children(backend_env,
     finally:
         assert daemon.stop() == 0
     assert store_is_empty(settings_of(env))
+
+
+@pytest.mark.parametrize(("args", "module", "line"), [
+    (["--timeout", "1e10"], "",
+     "CHAPPY_JOB_TIMEOUT='1e10' (from --timeout): must be at most 604800 seconds"),
+    (["--workers", "2"], "timeout = -1",
+     "CHAPPY_JOBS='badjobs' (from environment): class badjobs.Mail: timeout = -1 must be "
+     "None or a number of seconds above 0 and at most 604800"),
+])
+def test_a_refused_start_leaves_every_queued_job_untouched(backend_env, tmp_path, args, module,
+                                                           line):
+    write_module(tmp_path, "badjobs", f"""
+        from chappyd.jobs import Job
+
+        class Mail(Job):
+            {module or "pass"}
+    """)
+    env = {**backend_env, "CHAPPY_JOBS": "badjobs"}
+    driver = open_driver(settings_of(env))
+    try:
+        ids = [driver.push_many("default", [NewJob('{"job": "badjobs.Mail", "data": {}}',
+                                                   time.time())])[0] for _ in range(3)]
+        result = run_chappyd(tmp_path, *args, env=env)
+        assert "Traceback" not in result.stderr
+        assert result.stderr == f"chappyd: error: {line}\n"
+        assert result.returncode == 78
+        records = [driver.get(job_id) for job_id in ids]
+        assert [(r.state, r.attempts) for r in records] == [(JobState.READY, 0)] * 3
+    finally:
+        driver.close()
