@@ -69,24 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: flags that make no sense together: (flag, flag, why)
-CONFLICTS = (
-    ("pidfile", "daemon", "--pidfile is only written with --daemon"),
-    ("once", "max", "--once runs one job; --max=N is for the pool"),
-    ("once", "stop_when_empty", "--once runs one job; --stop-when-empty is for the pool"),
-    ("once", "daemon", "--once runs in the foreground; --daemon is for the pool"),
-)
+#: what --once cannot be combined with, and why
+ONCE_CONFLICTS = {
+    "--max": "--once runs one job; --max=N is for the pool",
+    "--stop-when-empty": "--once runs one job; --stop-when-empty is for the pool",
+    "--daemon": "--once runs in the foreground; --daemon is for the pool",
+}
 
 
 def check_flags(args: argparse.Namespace) -> None:
     """Flags that are not settings: --max and the combinations (78 naming them)."""
-    for flag, other, why in CONFLICTS:
-        given, needed = getattr(args, flag), getattr(args, other)
-        if flag == "pidfile" and given is not None and not needed:
-            raise ConfigError("--pidfile", given, "--pidfile", f"needs --daemon ({why})")
-        if flag == "once" and given and needed not in (None, False):
-            raise ConfigError("--once", None, "--once",
-                              f"cannot be combined with --{other.replace('_', '-')} ({why})")
+    if args.pidfile is not None and not args.daemon:
+        raise ConfigError("--pidfile", args.pidfile, "--pidfile",
+                          "needs --daemon (--pidfile is only written with --daemon)")
+    if args.once:
+        given = {"--max": args.max is not None, "--stop-when-empty": args.stop_when_empty,
+                 "--daemon": args.daemon}
+        for other, why in ONCE_CONFLICTS.items():
+            if given[other]:
+                raise ConfigError("--once", None, "--once",
+                                  f"cannot be combined with {other} ({why})")
     if args.max is not None:
         try:
             args.max = v.whole_number(1, v.MAX_RUN_JOBS)(args.max)
