@@ -111,14 +111,18 @@ def test_bad_config_is_78_and_names_key_and_source(backend_env, driver, tmp_path
     assert snapshot(driver, [job_id]) == before
 
 
-def test_world_readable_config_is_warned_about_once(backend_env, tmp_path):
+def test_world_readable_config_is_warned_about_once_when_it_holds_a_secret(backend_env,
+                                                                           tmp_path):
     config = tmp_path / "open.env"
-    config.write_text("MAX_ATTEMPTS=3\n")
+    config.write_text("MAX_ATTEMPTS=3\nCHAPPY_WEB_TOKEN=s3cret\n")
     config.chmod(0o644)
     result = ctl(backend_env, "--config", str(config), "status", "--json")
     assert result.returncode == 0
-    assert result.stderr == (f"chappyctl: warning: {config} is world-readable; it may hold "
-                             "passwords (chmod 0640)\n")
+    assert result.stderr == (f"chappyctl: warning: {config} is world-readable and holds a "
+                             "password or token (chmod 0640)\n")
+    config.write_text("MAX_ATTEMPTS=3\n")
+    quiet = ctl(backend_env, "--config", str(config), "status", "--json")
+    assert (quiet.returncode, quiet.stderr) == (0, "")
 
 
 def test_config_may_follow_the_command(backend_env, driver, tmp_path):
