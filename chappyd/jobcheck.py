@@ -14,9 +14,6 @@ import sys
 from chappyd.errors import ConfigError, ExitStatus
 from chappyd.jobs import Registry, RegistryError
 
-#: a module that hangs at import would hang the daemon's next start as well
-CHECK_TIMEOUT_S = 60.0
-
 
 def main(modules: list[str]) -> int:
     try:
@@ -27,8 +24,9 @@ def main(modules: list[str]) -> int:
     return int(ExitStatus.OK)
 
 
-def check_jobs_import(modules: tuple[str, ...], source: str) -> None:
-    """Raise ConfigError unless `modules` import in a new interpreter with our sys.path."""
+def check_jobs_import(modules: tuple[str, ...], source: str, timeout_s: float) -> None:
+    """Raise ConfigError unless `modules` import in a new interpreter with our sys.path.
+    The master waits for it, so the caller keeps `timeout_s` well inside a lease."""
     if not modules:
         return
     code = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
@@ -37,11 +35,11 @@ def check_jobs_import(modules: tuple[str, ...], source: str) -> None:
     try:
         result = subprocess.run(
             [sys.executable, "-c", code, json.dumps(sys.path), *modules],
-            env=os.environ, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,
+            env=os.environ, capture_output=True, text=True, timeout=timeout_s,
             check=False)
     except subprocess.TimeoutExpired:
         raise ConfigError("CHAPPY_JOBS", value, source,
-                          f"importing took longer than {CHECK_TIMEOUT_S:g} s") from None
+                          f"importing took longer than {timeout_s:g} s") from None
     except OSError as exc:
         raise ConfigError("CHAPPY_JOBS", value, source,
                           f"cannot run the import check: {exc.strerror}") from None

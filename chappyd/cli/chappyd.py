@@ -179,7 +179,9 @@ def _configure(settings: Settings, registry: Registry) -> None:
 def reload_settings(args: argparse.Namespace) -> Settings:
     """HUP: the same sources again, and CHAPPY_JOBS must still import."""
     settings = settings_from_args(args, flags_of(args))
-    check_jobs_import(settings.jobs, settings.source("CHAPPY_JOBS"))
+    # the master's loop (lease renewal included) waits: half a lease, 5 s at least
+    check_jobs_import(settings.jobs, settings.source("CHAPPY_JOBS"),
+                      timeout_s=max(5.0, settings.lease_s / 2))
     check_fd_budget(settings)
     return settings
 
