@@ -155,7 +155,7 @@ def _main(args: argparse.Namespace) -> int:
     else:
         check_fd_budget(settings)
     if args.check_config:
-        return check_config(settings)
+        return check_config(settings, registry)
     if not args.daemon:
         return run_master(args, settings, registry)
     pidfile = PidFile(args.pidfile) if args.pidfile else None
@@ -165,15 +165,17 @@ def _main(args: argparse.Namespace) -> int:
         return run_master(args, settings, registry)
 
 
+NO_JOBS_WARNING = ("no Job classes are registered (set CHAPPY_JOBS): every job will fail "
+                   "with UnknownJob")
+
+
 def _configure(settings: Settings, registry: Registry) -> None:
     configure_logging(settings.log_format, settings.log_level)
     log = structlog.get_logger("chappyd")
     for warning in settings.warnings:
         log.warning("config_warning", problem=warning)
     if not len(registry):
-        log.warning("no_jobs_registered", jobs=list(settings.jobs),
-                    problem="no Job classes are registered (set CHAPPY_JOBS): every job "
-                            "will fail with UnknownJob")
+        log.warning("no_jobs_registered", jobs=list(settings.jobs), problem=NO_JOBS_WARNING)
 
 
 def reload_settings(args: argparse.Namespace) -> Settings:
@@ -197,11 +199,13 @@ def run_master(args: argparse.Namespace, settings: Settings, registry: Registry)
     return master.run()
 
 
-def check_config(settings: Settings) -> int:
+def check_config(settings: Settings, registry: Registry) -> int:
     for key, value in settings.effective().items():
         print(f"{key}={value}  # {settings.source(key)}")
     for warning in settings.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if not len(registry):
+        print(f"{PROG}: warning: {NO_JOBS_WARNING}", file=sys.stderr)
     return int(ExitStatus.OK)
 
 

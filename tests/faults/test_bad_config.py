@@ -172,8 +172,12 @@ def test_a_typo_in_the_config_file_is_named_by_check_config(tmp_path):
     config.chmod(0o640)
     result = run_chappyd(tmp_path, "--check-config", "--config", str(config))
     assert result.returncode == 0
-    assert result.stderr == (f"chappyd: warning: {config} line 1: unknown key MAX_ATTEMPT, "
-                             "ignored; did you mean MAX_ATTEMPTS?\n")
+    assert result.stderr == (
+        f"chappyd: warning: {config} line 1: unknown key MAX_ATTEMPT, ignored; did you mean "
+        "MAX_ATTEMPTS?\n"
+        "chappyd: warning: no Job classes are registered (set CHAPPY_JOBS): every job will fail "
+        "with UnknownJob\n")
+    assert "MAX_ATTEMPTS=3  # built-in default" in result.stdout.splitlines()
 
 
 def test_every_flag_has_a_help_text(tmp_path):
