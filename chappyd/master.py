@@ -43,7 +43,7 @@ from chappyd.jobs import Registry
 from chappyd.link import BackendLink
 from chappyd.reclaim import Settlement, settle
 from chappyd.reports import Kind, Report, ReportReader, readable
-from chappyd.validate import MAX_WORKERS
+from chappyd.validate import MAX_WORKERS, fd_budget_problem
 
 log = structlog.get_logger("chappyd.master")
 
@@ -179,7 +179,7 @@ class Master:
             elif signum == signal.SIGHUP:
                 reload = True  # a burst of HUPs reloads once
             elif signum == signal.SIGTTIN:
-                self.target = min(MAX_WORKERS, self.target + 1)
+                self._add_worker()
             elif signum == signal.SIGTTOU:
                 self.target = max(1, self.target - 1)
             elif signum in (signal.SIGTSTP, signal.SIGCONT):
@@ -189,6 +189,16 @@ class Master:
                 self._signal_children(signal.SIGUSR1)
         if reload and self.state is not State.STOPPING:
             self.reload()  # also while waiting for the backend: the URL may be the fix
+
+    def _add_worker(self) -> None:
+        """TTIN: one child more, within the same bounds a --workers flag has."""
+        wanted = self.target + 1
+        problem = (f"at most {MAX_WORKERS} workers" if wanted > MAX_WORKERS
+                   else fd_budget_problem(wanted))
+        if problem:
+            log.warning("worker_not_added", workers=self.target, problem=problem)
+            return
+        self.target = wanted
 
     def _pause(self, paused: bool) -> None:
         if self.paused != paused:

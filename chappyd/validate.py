@@ -8,8 +8,10 @@ overflow a timer, a semaphore or the file descriptor table later.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import resource
 from collections.abc import Callable
 
 # Upper bounds: generous for any real deployment, small enough for the platform.
@@ -186,3 +188,25 @@ def check_job_class(cls: type) -> None:
                                 or not 0 < timeout <= MAX_TIMEOUT_S):
         raise ValueError(f"timeout = {timeout!r} must be None or a number of seconds "
                          f"above 0 and at most {MAX_TIMEOUT_S:g}")
+
+
+# ---------------------------------------------------------------- file descriptors
+
+#: the master's own descriptors (logs, signal pipe, backend) beyond those per child;
+#: children are counted twice because a HUP runs old and new ones side by side
+BASE_FDS = 16
+
+
+def fd_budget_problem(workers: int) -> str | None:
+    """Why `workers` children would run the master out of descriptors, or None. The soft
+    limit is raised up to the hard one first, as most daemons do."""
+    need = BASE_FDS + 2 * workers
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if need > soft and (hard == resource.RLIM_INFINITY or need <= hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            soft = need
+    if need > soft:
+        return (f"{workers} workers need about {need} file descriptors, "
+                f"but the limit (ulimit -n) is {soft}")
+    return None

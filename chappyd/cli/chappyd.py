@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import resource
 import signal
 import socket
 import sys
@@ -108,25 +106,12 @@ def check_pidfile_directory(path: str) -> None:
                           f"directory {directory} is not writable by this user")
 
 
-#: the master's own descriptors (logs, signal pipe, backend) beyond one per child;
-#: children are counted twice because a HUP runs old and new ones side by side
-BASE_FDS = 16
-
-
 def check_fd_budget(settings: Settings) -> None:
-    """Refuse a worker count the descriptor limit cannot hold, instead of EMFILE later.
-    The soft limit is raised up to the hard one first, as most daemons do."""
-    need = BASE_FDS + 2 * settings.workers
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if need > soft and (hard == resource.RLIM_INFINITY or need <= hard):
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-            soft = need
-    if need > soft:
+    """Refuse a worker count the descriptor limit cannot hold, instead of EMFILE later."""
+    problem = v.fd_budget_problem(settings.workers)
+    if problem:
         raise ConfigError("CHAPPY_WORKERS", str(settings.workers),
-                          settings.source("CHAPPY_WORKERS"),
-                          f"{settings.workers} workers need about {need} file descriptors, "
-                          f"but the limit (ulimit -n) is {soft}")
+                          settings.source("CHAPPY_WORKERS"), problem)
 
 
 def flags_of(args: argparse.Namespace) -> dict[str, str | None]:

@@ -3,6 +3,7 @@ attribute is refused at start with one line and 78, before anything is created."
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -16,7 +17,7 @@ import pytest
 from chappyd.cli.chappyd import build_parser
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import JobState, NewJob
-from tests.procs import wait_until
+from tests.procs import children_of, wait_until
 
 from .harness import BIN, ROOT, Daemon, settings_of, store_is_empty
 
@@ -244,3 +245,27 @@ def test_a_refused_start_leaves_every_queued_job_untouched(backend_env, tmp_path
         assert [(r.state, r.attempts) for r in records] == [(JobState.READY, 0)] * 3
     finally:
         driver.close()
+
+
+def test_ttin_beyond_the_fd_limit_is_refused_and_logged(tmp_path):
+    log_path = tmp_path / "chappyd.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_FORMAT": "json",
+           "DATABASE_URL": f"sqlite:///{tmp_path}/queue.sqlite3"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [CHAPPYD, "--workers=2"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (20, 20)))
+    events = lambda: [json.loads(line) for line in log_path.read_text().splitlines()]  # noqa: E731
+    try:
+        wait_until(lambda: any(e["event"] == "ready" for e in events()), 30, "the pool")
+        proc.send_signal(signal.SIGTTIN)
+        wait_until(lambda: any(e["event"] == "worker_not_added" for e in events()), 10,
+                   "the refusal")
+        (refusal,) = [e for e in events() if e["event"] == "worker_not_added"]
+        assert refusal["problem"] == ("3 workers need about 22 file descriptors, but the limit "
+                                      "(ulimit -n) is 20")
+        assert len(children_of(proc.pid)) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert "Traceback" not in log_path.read_text()
