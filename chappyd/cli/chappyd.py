@@ -21,7 +21,7 @@ from chappyd.cli.common import (
 from chappyd.config import Settings
 from chappyd.daemonize import PidFile, daemon_context
 from chappyd.drivers import open_driver
-from chappyd.errors import ExitStatus
+from chappyd.errors import BackendUnusable, ExitStatus
 from chappyd.jobs import Registry
 from chappyd.logs import configure_logging
 from chappyd.master import Master, RunOptions
@@ -120,11 +120,24 @@ def run_master(args: argparse.Namespace, settings: Settings, registry: Registry)
 
 
 def check_config(settings: Settings) -> int:
+    refuse_never_working_backend(settings)
     for key, value in settings.effective().items():
         print(f"{key}={value}  # {settings.source(key)}")
     for warning in settings.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return int(ExitStatus.OK)
+
+
+def refuse_never_working_backend(settings: Settings) -> None:
+    """What --check-config can see of the backend without touching a server: an SQLite
+    path that is a directory, read-only or not creatable (BackendUnusable, exit 78)."""
+    if settings.backend != "sqlite":
+        return
+    from chappyd.drivers.sqlite_open import unusable_reason
+
+    reason = unusable_reason(settings.sqlite_path(), writable=True)
+    if reason is not None:
+        raise BackendUnusable(settings.backend_description, reason)
 
 
 def run_once(settings: Settings, registry: Registry) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from chappyd.cli.common import load_registry
@@ -79,7 +80,7 @@ def read_data(raw: str, ctx: Context) -> dict[str, Any]:
     text = ctx.stdin.read() if raw == "-" else raw
     where = "--data (from stdin)" if raw == "-" else "--data"
     try:
-        data = json.loads(text, parse_constant=_not_standard)
+        data = json.loads(text, parse_constant=_not_standard, parse_float=_finite)
         standard_json(data)
     except UnicodeEncodeError:
         raise Refused(f"{where} is not valid UTF-8 (a lone surrogate)") from None
@@ -94,3 +95,10 @@ def read_data(raw: str, ctx: Context) -> dict[str, Any]:
 
 def _not_standard(name: str) -> object:
     raise ValueError(f"{name} is not standard JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range (Infinity is not standard JSON)")
+    return value
