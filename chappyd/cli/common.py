@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -31,8 +32,18 @@ def load_registry(settings: Settings) -> Registry:
         registry.load(settings.jobs)
     except Exception as exc:  # a job module that fails to import is a config problem
         raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs), settings.source("CHAPPY_JOBS"),
-                          f"cannot import: {exc}") from None
+                          f"cannot import: {exc}{import_hint(exc)}") from None
     return registry
+
+
+def import_hint(exc: BaseException) -> str:
+    """For the newcomer's `No module named 'app'`: where Python looked."""
+    if not isinstance(exc, ModuleNotFoundError) and not isinstance(
+            exc.__cause__, ModuleNotFoundError):
+        return ""
+    where = os.environ.get("PYTHONPATH", "")
+    return (f" (jobs are imported from PYTHONPATH={where!r} and the installed packages, not "
+            f"from the working directory: to import them from here, PYTHONPATH={os.getcwd()})")
 
 
 def run_reporting_errors(prog: str, body: Callable[[], int]) -> int:
