@@ -37,7 +37,9 @@ def unusable_reason(path: Path, writable: bool) -> str | None:
         return None
     parent = _existing_parent(path)
     if not parent.is_dir():
-        return f"{parent} is not a directory"
+        # a file where a directory is due (a mount point not mounted yet, a directory
+        # being restored): an outage that an operator mends, waited for
+        return None
     if writable and not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot create {path}: {parent} is not writable for this user"
     return None

@@ -39,13 +39,10 @@ def unusable(request, tmp_path: Path) -> tuple[str, str]:
         path = tmp_path / "notes.txt"
         path.write_text("these are not the jobs you are looking for\n" * 10)
         return str(path), f"{path} is not an SQLite database"
-    if kind == "under a file":
-        (tmp_path / "file").write_text("")
-        return str(tmp_path / "file" / "q.sqlite3"), f"{tmp_path}/file is not a directory"
     raise AssertionError(kind)
 
 
-KINDS = ["directory", "not sqlite", "under a file"]
+KINDS = ["directory", "not sqlite"]
 
 
 @pytest.mark.parametrize("unusable", KINDS, indirect=True)
@@ -71,7 +68,7 @@ def test_the_daemon_exits_78_instead_of_waiting(unusable):
     assert "backend_unavailable" not in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("unusable", ["directory", "under a file"], indirect=True)
+@pytest.mark.parametrize("unusable", ["directory"], indirect=True)
 def test_check_config_refuses_what_it_can_see(unusable):
     path, reason = unusable
     result = chappyd({"DATABASE_URL": f"sqlite:///{path}"}, "--check-config")
@@ -90,6 +87,17 @@ def test_a_read_only_file_can_never_work(tmp_path):
     assert result.stderr == f"chappyctl: error: {never_works(str(path), reason)}"
     # looking needs no write access
     assert ctl({"DATABASE_URL": f"sqlite:///{path}"}, "status").returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any directory")
+def test_a_directory_it_may_not_write_can_never_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    path = locked / "q.sqlite3"
+    result = chappyd({"DATABASE_URL": f"sqlite:///{path}"}, "--check-config")
+    reason = f"cannot create {path}: {locked} is not writable for this user"
+    assert (result.returncode, result.stdout) == (78, "")
+    assert result.stderr == f"chappyd: error: {never_works(str(path), reason)}"
 
 
 @pytest.mark.parametrize(("url", "problem"), [
