@@ -130,12 +130,14 @@ def check_config(settings: Settings) -> int:
 
 def refuse_never_working_backend(settings: Settings) -> None:
     """What --check-config can see of the backend without touching a server: an SQLite
-    path that is a directory, read-only or not creatable (BackendUnusable, exit 78)."""
+    path that is a directory, not an SQLite file, read-only or not creatable
+    (BackendUnusable, exit 78)."""
     if settings.backend != "sqlite":
         return
-    from chappyd.drivers.sqlite_open import unusable_reason
+    from chappyd.drivers.sqlite_open import header_problem, unusable_reason
 
-    reason = unusable_reason(settings.sqlite_path(), writable=True)
+    path = settings.sqlite_path()
+    reason = unusable_reason(path, writable=True) or header_problem(path)
     if reason is not None:
         raise BackendUnusable(settings.backend_description, reason)
 

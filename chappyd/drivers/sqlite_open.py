@@ -72,3 +72,16 @@ def connect(path: Path, description: str, read_only: bool,
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
     return sqlite3.connect(str(path), isolation_level=None, timeout=timeout_s,
                            check_same_thread=False)
+
+
+def header_problem(path: Path) -> str | None:
+    """Whether a non-empty `path` starts as an SQLite database does. Only for a process
+    that holds no connection to the file (`--check-config`): see unusable_reason."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError:
+        return None  # missing or unreadable: unusable_reason or the opening says why
+    if header and header != b"SQLite format 3\x00":
+        return f"{path} is not an SQLite database"
+    return None

@@ -68,7 +68,7 @@ def test_the_daemon_exits_78_instead_of_waiting(unusable):
     assert "backend_unavailable" not in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("unusable", ["directory"], indirect=True)
+@pytest.mark.parametrize("unusable", KINDS, indirect=True)
 def test_check_config_refuses_what_it_can_see(unusable):
     path, reason = unusable
     result = chappyd({"DATABASE_URL": f"sqlite:///{path}"}, "--check-config")
