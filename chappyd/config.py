@@ -48,10 +48,8 @@ def redact_url(url: str) -> str:
     if parts.password is None:
         return urlunsplit(parts._replace(query=query)) if query != parts.query else url
     user = quote(parts.username or "", safe="")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    # the host and port as written: parts.port raises on a port out of range
+    netloc = f"{user}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -42,6 +42,26 @@ class BackendUnavailable(ChappyError):
         super().__init__(f"cannot reach {backend}: {reason}")
 
 
+class BackendUnusable(ChappyError):
+    """A backend that can never work as configured (a directory for a database file, a
+    read-only file, a file that is not SQLite): a configuration error, exit 78, and not
+    an outage to wait out. Deliberately not a BackendUnavailable."""
+
+    exit_status = ExitStatus.CONFIG
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend, self.reason = backend, reason
+        super().__init__(f"{backend} can never work: {reason}")
+
+
+class NoQueueDatabase(ChappyError):
+    """Inspection of an SQLite file that does not exist: looking creates nothing."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no queue database at {path} (check DATABASE_URL; "
+                         "chappyd or `chappyctl migrate` creates it)")
+
+
 class SchemaMissing(BackendUnavailable):
     """The backend answers but has no chappyd schema (CHAPPY_AUTO_MIGRATE=0 and no
     `chappyctl migrate` yet). A BackendUnavailable so that the daemon waits for it."""

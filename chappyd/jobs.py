@@ -116,7 +116,8 @@ def backoff_seconds(backoff: int | float | list[int | float], attempts: int) -> 
 
 
 #: json.dumps() with options builds a new encoder on every call
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: allow_nan=False: NaN and Infinity are not JSON; no other producer could read them
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def encode_payload(payload: dict[str, Any]) -> str:

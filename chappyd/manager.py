@@ -148,19 +148,38 @@ class QueueManager:
                 self._driver = None
 
     def _new_job(self, payload: dict[str, Any] | str, now: float) -> NewJob:
+        """Raises ValueError for a payload that is not standard JSON (NaN, Infinity, a
+        lone surrogate): accepted, it would break every reader later."""
         if isinstance(payload, str):
             text = payload
             try:
-                decoded = json.loads(payload)
-            except ValueError:
+                decoded = json.loads(payload, parse_constant=_refuse_constant)
+            except ValueError as exc:
+                if isinstance(exc, _NonStandard):
+                    raise
                 decoded = None
             available_at = (
                 payload_available_at(decoded, now) if isinstance(decoded, dict) else now
             )
         else:
-            text = encode_payload(payload)
+            try:
+                text = encode_payload(payload)
+            except ValueError as exc:
+                raise ValueError(f"payload is not standard JSON: {exc}") from None
             available_at = payload_available_at(payload, now)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("payload is not valid UTF-8 (a lone surrogate)") from None
         return NewJob(text, available_at)
+
+
+class _NonStandard(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonStandard(f"payload is not standard JSON: {name}")
 
 
 def _reset_locks_after_fork() -> None:

@@ -13,6 +13,7 @@ import math
 import re
 import resource
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 # Upper bounds: generous for any real deployment, small enough for the platform.
 MAX_WORKERS = 256
@@ -140,11 +141,11 @@ def database_url(raw: str) -> str:
     url = raw.strip()
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme in ("postgresql", "postgres"):
-        return url
+        return never_working_url(url)
     if scheme == "sqlite":
         if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
             raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
-        return url
+        return never_working_url(url)
     raise ValueError("must start with postgresql:// or sqlite:///")
 
 
@@ -152,7 +153,7 @@ def redis_url(raw: str) -> str:
     url = raw.strip()
     if not re.match(r"(rediss?|unix)://", url, re.IGNORECASE):
         raise ValueError("must start with redis://, rediss:// or unix://")
-    return url
+    return never_working_url(url)
 
 
 def redis_prefix(raw: str) -> str:
@@ -210,3 +211,33 @@ def fd_budget_problem(workers: int) -> str | None:
         return (f"{workers} workers need about {need} file descriptors, "
                 f"but the limit (ulimit -n) is {soft}")
     return None
+
+def never_working_url(url: str) -> str:
+    """Return `url`, or raise ValueError for what no retry can mend and can be seen
+    without touching a server or a file: a port out of range, an in-memory or
+    directory SQLite path. (An SQLite file's own state is checked when it is opened.)"""
+    if url.startswith("sqlite:"):
+        path = url[len("sqlite:///"):]
+        if path == ":memory:" or path.startswith("file::memory:"):
+            raise ValueError("an in-memory SQLite database is private to one process: "
+                             "chappyctl's pushes would vanish; use a file path")
+        if path.endswith("/"):
+            raise ValueError(f"{path!r} is a directory; name the database file")
+        return url
+    if url.lower().startswith("unix:"):
+        return url
+    for host in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        _check_port(host)
+    return url
+
+
+def _check_port(host: str) -> None:
+    # libpq takes several hosts, host1:5432,host2:5433; [v6]:port for IPv6
+    port = host.rpartition("]")[2] if host.startswith("[") else host
+    if ":" not in port:
+        return
+    text = port.rpartition(":")[2]
+    if text == "":
+        return
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise ValueError(f"port {text!r} is not a number from 1 to 65535")

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if top.command is None:
         parser.print_help(sys.stderr)
         return int(ExitStatus.USAGE)
+    if top.command == "help":  # `chappyctl help [COMMAND]`, as git and pip take it
+        return print_help(parser, top.args)
     name = canonical_name(top.command)
     if name is None:
         guess = similar_command(top.command)
@@ -63,6 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(config_path=getattr(args, "config", getattr(top, "config", None)),
                   instance=getattr(args, "instance", getattr(top, "instance", None)))
     return run_reporting_errors(PROG, lambda: run_and_close(command, args, ctx))
+
+
+def print_help(parser: argparse.ArgumentParser, args: list[str]) -> int:
+    name = canonical_name(args[0]) if args else None
+    if args and name is None:
+        parser.error(f"unknown command {args[0]!r}; see {PROG} --help")
+    if name is None:
+        parser.print_help()
+    else:
+        command_parser(create_command(name)).print_help()
+    return int(ExitStatus.OK)
 
 
 def run_and_close(command: Command, args: argparse.Namespace, ctx: Context) -> int:

@@ -21,7 +21,7 @@ from chappyd.cli.common import (
 from chappyd.config import Settings
 from chappyd.daemonize import PidFile, daemon_context
 from chappyd.drivers import open_driver
-from chappyd.errors import ConfigError, ExitStatus
+from chappyd.errors import BackendUnusable, ConfigError, ExitStatus
 from chappyd.jobcheck import check_jobs_import
 from chappyd.jobs import Registry
 from chappyd.logs import configure_logging
@@ -185,6 +185,7 @@ def run_master(args: argparse.Namespace, settings: Settings, registry: Registry)
 
 
 def check_config(settings: Settings, registry: Registry) -> int:
+    refuse_never_working_backend(settings)
     for key, value in settings.effective().items():
         print(f"{key}={value}  # {settings.source(key)}")
     for warning in settings.warnings:
@@ -192,6 +193,20 @@ def check_config(settings: Settings, registry: Registry) -> int:
     if not len(registry):
         print(f"{PROG}: warning: {NO_JOBS_WARNING}", file=sys.stderr)
     return int(ExitStatus.OK)
+
+
+def refuse_never_working_backend(settings: Settings) -> None:
+    """What --check-config can see of the backend without touching a server: an SQLite
+    path that is a directory, not an SQLite file, read-only or not creatable
+    (BackendUnusable, exit 78)."""
+    if settings.backend != "sqlite":
+        return
+    from chappyd.drivers.sqlite_open import header_problem, unusable_reason
+
+    path = settings.sqlite_path()
+    reason = unusable_reason(path, writable=True) or header_problem(path)
+    if reason is not None:
+        raise BackendUnusable(settings.backend_description, reason)
 
 
 def run_once(settings: Settings, registry: Registry) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -33,8 +34,18 @@ def load_registry(settings: Settings) -> Registry:
         registry.load(settings.jobs)
     except RegistryError as exc:
         raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs), settings.source("CHAPPY_JOBS"),
-                          str(exc)) from None
+                          f"{exc}{import_hint(exc)}") from None
     return registry
+
+
+def import_hint(exc: BaseException) -> str:
+    """For the newcomer's `No module named 'app'`: where Python looked."""
+    causes = (exc, exc.__cause__, exc.__context__)
+    if not any(isinstance(cause, ModuleNotFoundError) for cause in causes):
+        return ""
+    where = os.environ.get("PYTHONPATH", "")
+    return (f" (jobs are imported from PYTHONPATH={where!r} and the installed packages, not "
+            f"from the working directory: to import them from here, PYTHONPATH={os.getcwd()})")
 
 
 def run_reporting_errors(prog: str, body: Callable[[], int]) -> int:

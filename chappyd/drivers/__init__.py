@@ -10,8 +10,12 @@ if TYPE_CHECKING:
     from chappyd.drivers.base import Driver
 
 
-def open_driver(settings: Settings) -> Driver:
-    """A driver for the configured backend. It connects lazily, on first use."""
+def open_driver(settings: Settings, read_only: bool = False,
+                busy_timeout_s: float | None = None) -> Driver:
+    """A driver for the configured backend. It connects lazily, on first use.
+    `read_only` (inspection): an SQLite file is opened read-only and never created;
+    the server backends are only read by inspection commands anyway. `busy_timeout_s`
+    bounds a wait for another process's SQLite lock (a command must answer in time)."""
     if settings.backend == "redis":
         from chappyd.drivers.redis import RedisDriver
 
@@ -22,4 +26,6 @@ def open_driver(settings: Settings) -> Driver:
         return PostgresDriver(settings)
     from chappyd.drivers.sqlite import SqliteDriver
 
-    return SqliteDriver(settings)
+    if busy_timeout_s is None:
+        return SqliteDriver(settings, read_only=read_only)
+    return SqliteDriver(settings, read_only=read_only, busy_timeout_s=busy_timeout_s)

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from chappyd.config import Settings
+from chappyd.drivers import sqlite_open
 from chappyd.drivers.base import (
     WORKER_STALE_S,
     JobRecord,
@@ -26,7 +27,7 @@ from chappyd.drivers.base import (
     listed_queues,
 )
 from chappyd.drivers.sqlfile import load_queries
-from chappyd.errors import BackendUnavailable, SchemaMissing
+from chappyd.errors import BackendUnavailable, BackendUnusable, SchemaMissing
 
 Q = load_queries("sqlite.sql")
 #: How often an idle worker looks for a commit by another process: often right after
@@ -41,9 +42,12 @@ class SqliteDriver:
     kind = "sqlite"
     prefetch = 1  # a claim is a local write: batching buys little and costs duplicates
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, read_only: bool = False,
+                 busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
         self.path = settings.sqlite_path()
-        self.auto_migrate = settings.auto_migrate
+        self.auto_migrate = settings.auto_migrate and not read_only
+        self.read_only = read_only
+        self.busy_timeout_ms = int(busy_timeout_s * 1000)
         self.description = settings.backend_description
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
@@ -60,23 +64,25 @@ class SqliteDriver:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            if str(self.path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                check_same_thread=False,
-            )
+            conn = sqlite_open.connect(self.path, self.description, self.read_only,
+                                       self.busy_timeout_ms / 1000)
             # a producer may store bytes that are not UTF-8: the payload must still load
             # (and then fail as InvalidPayload) instead of breaking every reservation
             conn.text_factory = _decode_text
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            if self.read_only:
+                return conn
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a crash of any process; only a power loss can
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
             if self.auto_migrate:
                 conn.executescript(Q["schema"])
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
+            if "readonly database" in str(exc):  # a file or directory we may not write
+                raise BackendUnusable(self.description, f"{self.path}: {exc}") from exc
+            raise self._classified(exc) from exc
+        except OSError as exc:
             raise BackendUnavailable(self.description, str(exc)) from exc
         return conn
 
@@ -85,9 +91,16 @@ class SqliteDriver:
         try:
             yield self.conn
         except sqlite3.Error as exc:
-            if str(exc).startswith("no such table"):
-                raise SchemaMissing(self.description, str(exc)) from exc
-            raise BackendUnavailable(self.description, str(exc)) from exc
+            raise self._classified(exc) from exc
+
+    def _classified(self, exc: sqlite3.Error) -> Exception:
+        """What an SQLite error means: no schema yet, a file that is not SQLite (no
+        retry mends it), or a passing failure (a lock held too long, a full disk)."""
+        if str(exc).startswith("no such table"):
+            return SchemaMissing(self.description, str(exc))
+        if "file is not a database" in str(exc):
+            return BackendUnusable(self.description, f"{self.path} is not an SQLite database")
+        return BackendUnavailable(self.description, str(exc))
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -3,7 +3,6 @@ command lines. Each is one line on stderr with its exit status, and changes noth
 
 from __future__ import annotations
 
-import json
 import socket
 import sqlite3
 import time
@@ -67,12 +66,18 @@ def silent_env(backend: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], s
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
-def test_backend_down_one_line_naming_it_exit_1(down_env, args):
+def test_backend_down_one_line_naming_it_exit_1(down_env, backend, args):
     env, name = down_env
     started = time.monotonic()
     result = ctl(env, *args)
     assert time.monotonic() - started < ANSWER_WITHIN_S
     assert (result.returncode, result.stdout) == (1, "")
+    if backend == "sqlite" and args[0] in ("status", "failed", "show"):
+        # looking opens the file read-only, without creating it: it is not there
+        path = name.removeprefix("SQLite database ")
+        assert result.stderr.startswith(f"chappyctl: error: no queue database at {path} ")
+        assert result.stderr.count("\n") == 1
+        return
     assert result.stderr.startswith(f"chappyctl: error: cannot reach {name}: ")
     assert result.stderr.count("\n") == 1
     assert PASSWORD not in result.stderr
@@ -112,7 +117,7 @@ def test_bad_config_is_78_and_names_key_and_source(backend_env, driver, tmp_path
 
 
 def test_world_readable_config_is_warned_about_once_when_it_holds_a_secret(backend_env,
-                                                                           tmp_path):
+                                                                           driver, tmp_path):
     config = tmp_path / "open.env"
     config.write_text("MAX_ATTEMPTS=3\nCHAPPY_WEB_TOKEN=s3cret\n")
     config.chmod(0o644)
@@ -135,9 +140,11 @@ def test_config_may_follow_the_command(backend_env, driver, tmp_path):
     env = {k: v for k, v in backend_env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["QUEUE_DRIVER"] = "database"
     result = ctl(env, "status", "--json", "--config", str(other))
-    assert (result.returncode, result.stderr) == (0, "")
-    assert json.loads(result.stdout) == {"queues": [], "workers": []}
-    assert (tmp_path / "other.sqlite3").exists()
+    # the file's database is the one looked at; looking does not create it
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"chappyctl: error: no queue database at {tmp_path}/other.sqlite3"
+                             " (check DATABASE_URL; chappyd or `chappyctl migrate` creates it)\n")
+    assert not (tmp_path / "other.sqlite3").exists()
 
 
 @pytest.mark.parametrize(("args", "last_line"), [
@@ -189,6 +196,7 @@ def test_invalid_values_exit_1_and_change_nothing(backend_env, driver, args, mes
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_missing_schema_with_auto_migrate_off_says_to_migrate(store, request, tmp_path):
     if store == "sqlite":
+        (tmp_path / "fresh.sqlite3").touch()  # a file with no schema in it
         env = {"DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
     else:
         server = request.getfixturevalue("postgres_server")

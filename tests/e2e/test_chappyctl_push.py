@@ -68,7 +68,9 @@ def test_unregistered_name_is_refused_unless_forced(backend_env, driver):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (
         "chappyctl: error: 'tests.e2e.ctl_jobs.Missing' is not a registered job "
-        "(CHAPPY_JOBS=tests.e2e.ctl_jobs); use --force to push it anyway\n")
+        "(CHAPPY_JOBS=tests.e2e.ctl_jobs registers: App\\Jobs\\SendWelcomeEmail, "
+        "tests.e2e.ctl_jobs.Mail); check the name and CHAPPY_JOBS, or use --force to push "
+        "it anyway\n")
     assert driver.stats() == []
     forced = ctl(env, "push", "tests.e2e.ctl_jobs.Missing", "--force")
     assert forced.returncode == 0, forced.stderr

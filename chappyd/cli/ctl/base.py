@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -17,6 +18,10 @@ from chappyd.drivers.base import Driver
 from chappyd.errors import ChappyError, ExitStatus
 
 T = TypeVar("T")
+
+#: How long a command waits for another process's SQLite write lock: with Python's
+#: start-up and the first contact, a command answers within 10 s even on a locked file.
+LOCK_WAIT_S = 7.0
 
 
 class Refused(ChappyError):
@@ -58,13 +63,17 @@ class Context:
                 print(f"chappyctl: warning: {warning}", file=self.stderr)
         return self._settings
 
-    def driver(self, probe: bool = True) -> Driver:
+    def driver(self, probe: bool = True, inspect: bool = False) -> Driver:
         """The configured backend. With `probe`, it has answered a first cheap query
         within the contact deadline (BackendUnavailable otherwise). Commands that may
         run before the schema exists (`migrate`) pass probe=False and bound their own
-        first call with `first_contact`."""
+        first call with `first_contact`. With `inspect`, looking changes nothing: no
+        schema migration, and no SQLite file or directory is created."""
         if self._driver is None:
-            driver = open_driver(self.settings)
+            settings = self.settings
+            if inspect:
+                settings = dataclasses.replace(settings, auto_migrate=False)
+            driver = open_driver(settings, read_only=inspect, busy_timeout_s=LOCK_WAIT_S)
             self._driver = driver
             if probe:
                 self.first_contact(driver.paused_queues)
@@ -87,8 +96,15 @@ class Context:
         print(f"chappyctl: {text}", file=self.stderr)
 
     def emit_json(self, document: Any) -> None:
-        json.dump(document, self.stdout, indent=2, ensure_ascii=False)
-        self.stdout.write("\n")
+        self.stdout.write(standard_json(document, indent=2) + "\n")
+
+
+def standard_json(document: Any, indent: int | None = None) -> str:
+    """JSON any parser reads: no NaN or Infinity (ValueError), valid UTF-8 only
+    (UnicodeEncodeError on a lone surrogate)."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+    text.encode("utf-8")
+    return text
 
 
 # ---------------------------------------------------------------- argument values
@@ -118,14 +134,31 @@ def queue_name(raw: str) -> str:
     return validate_queue_name(raw)
 
 
-def positive_int(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("must be a whole number") from None
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
+#: Upper bounds of chappyctl's numbers (docs/bad-input.md): far above any real use,
+#: far below what a backend, a datetime or a 64-bit column overflows on.
+MAX_DELAY_S = 10 * 366 * 86400  # ten years
+MAX_ATTEMPTS = 1_000_000
+MAX_LIMIT = 1_000_000
+MAX_JOB_ID = 2**63 - 1
+
+
+def bounded_int(maximum: int) -> Callable[[str], int]:
+    """A parser of a whole number from 1 to `maximum`."""
+    def parse(raw: str) -> int:
+        text = raw.strip()
+        if not text.lstrip("-").isdigit() or not text.isascii():
+            raise ValueError("must be a whole number")
+        value = int(text)
+        if value < 1:
+            raise ValueError("must be at least 1")
+        if value > maximum:
+            raise ValueError(f"must be at most {maximum}")
+        return value
+    return parse
+
+
+positive_int = bounded_int(MAX_LIMIT)
+attempts_int = bounded_int(MAX_ATTEMPTS)
 
 
 def non_negative_seconds(raw: str) -> float:
@@ -135,7 +168,21 @@ def non_negative_seconds(raw: str) -> float:
         raise ValueError("must be a number of seconds") from None
     if value < 0 or not math.isfinite(value):
         raise ValueError("must be a finite number of seconds, 0 or more")
+    if value > MAX_DELAY_S:
+        raise ValueError(f"must be at most {MAX_DELAY_S} seconds (ten years)")
     return value
+
+
+def job_id(raw: str) -> str:
+    """A job id: ASCII digits that fit a signed 64-bit integer, as every backend stores."""
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_JOB_ID:
+        raise ValueError("a job id is a whole number from 0 to 9223372036854775807")
+    return str(int(raw))
+
+
+def job_ids(raws: list[str]) -> list[str]:
+    """Every id checked before any is used: one bad id of five changes nothing."""
+    return unique([checked("ID", raw, job_id) for raw in raws])
 
 
 def optional_queue(flag: str, raw: str | None) -> str | None:

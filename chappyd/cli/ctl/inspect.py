@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from chappyd.cli.ctl.base import OK, Command, Context, checked, optional_queue, positive_int
-from chappyd.cli.ctl.render import failed_document, first_line, job_document
+from chappyd.cli.ctl.base import (
+    OK,
+    Command,
+    Context,
+    checked,
+    job_id,
+    optional_queue,
+    positive_int,
+)
+from chappyd.cli.ctl.render import failed_document, first_line, job_document, standard_json
 from chappyd.drivers.base import JobRecord
 from chappyd.errors import JobNotFound
 
@@ -23,7 +30,7 @@ class Failed(Command):
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
         queue = optional_queue("--queue", args.queue)
         limit = checked("--limit", args.limit, positive_int)
-        records = ctx.driver().failed(queue, limit)
+        records = ctx.driver(inspect=True).failed(queue, limit)
         if args.json:
             ctx.emit_json([failed_document(r) for r in records])
             return OK
@@ -46,9 +53,10 @@ class Show(Command):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
-        record = ctx.driver().get(args.id)
+        wanted = checked("ID", args.id, job_id)
+        record = ctx.driver(inspect=True).get(wanted)
         if record is None:
-            raise JobNotFound(args.id)
+            raise JobNotFound(wanted)
         if args.json:
             ctx.emit_json(job_document(record))
         else:
@@ -63,8 +71,7 @@ def print_job(ctx: Context, record: JobRecord) -> None:
         value = doc[key]
         ctx.out(f"{key + ':':<14}{'-' if value is None else value}")
     payload = doc["payload"]
-    shown = payload if isinstance(payload, str) else json.dumps(payload, indent=2,
-                                                                ensure_ascii=False)
+    shown = payload if isinstance(payload, str) else standard_json(payload, indent=2)
     ctx.out("payload:")
     for line in shown.splitlines() or [""]:
         ctx.out(f"  {line}")

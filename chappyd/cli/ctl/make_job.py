@@ -101,9 +101,24 @@ class MakeJob(Command):
             directory.mkdir(parents=True, exist_ok=True)
             with open(path, "x", encoding="utf-8") as handle:  # "x": never overwrite
                 handle.write(text)
+            make_package(directory, ctx)
         except FileExistsError:
             raise Refused(f"{path} already exists; not overwriting it") from None
         except OSError as exc:
             raise Refused(f"cannot write {path}: {exc.strerror or exc}") from None
         ctx.out(str(path))
         return OK
+
+
+def make_package(directory: Path, ctx: Context) -> None:
+    """Make `directory` a regular package, so that CHAPPY_JOBS=app.jobs imports the new
+    module, and say so when an `app/jobs.py` beside it is hidden from then on (a
+    package wins over a module of the same name)."""
+    init = directory / "__init__.py"
+    if init.exists():
+        return
+    init.touch()
+    sibling = directory.with_suffix(".py")
+    if sibling.exists():
+        ctx.note(f"warning: {sibling} is now hidden by the package {directory}/: move its "
+                 f"classes into {directory}/__init__.py or a module inside it")

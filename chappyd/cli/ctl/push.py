@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from chappyd.cli.common import load_registry
@@ -12,10 +13,11 @@ from chappyd.cli.ctl.base import (
     Command,
     Context,
     Refused,
+    attempts_int,
     checked,
     non_negative_seconds,
     optional_queue,
-    positive_int,
+    standard_json,
 )
 from chappyd.manager import QueueManager
 
@@ -38,29 +40,50 @@ class Push(Command):
 
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
         # every check before the first write: bad input pushes nothing
+        job = checked("JOB", args.job, job_name)
         data = read_data(args.data, ctx)
         queue = optional_queue("--queue", args.queue)
         delay_s = checked("--delay", args.delay, non_negative_seconds)
         max_attempts = (None if args.max_attempts is None
-                        else checked("--max-attempts", args.max_attempts, positive_int))
+                        else checked("--max-attempts", args.max_attempts, attempts_int))
         settings = ctx.settings
         registry = load_registry(settings)
-        if settings.jobs and args.job not in registry and not args.force:
-            raise Refused(
-                f"{args.job!r} is not a registered job (CHAPPY_JOBS={','.join(settings.jobs)}); "
-                "use --force to push it anyway")
+        if settings.jobs and job not in registry and not args.force:
+            raise Refused(not_registered(job, settings.jobs, sorted(registry.names())))
         manager = QueueManager(settings, registry, driver=ctx.driver())
-        job_id = manager.dispatch(args.job, data, queue=queue, delay=delay_s,
-                                  max_attempts=max_attempts)
+        try:
+            job_id = manager.dispatch(job, data, queue=queue, delay=delay_s,
+                                      max_attempts=max_attempts)
+        except ValueError as exc:  # the class's own queue name; checked before any write
+            raise Refused(f"{job}: {exc}; nothing was pushed") from None
         ctx.out(str(job_id))
         return OK
+
+
+def job_name(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("a job name cannot be empty")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a job name must be valid UTF-8") from None
+    return raw
+
+
+def not_registered(job: str, modules: tuple[str, ...], names: list[str]) -> str:
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") if names else "none"
+    return (f"{job!r} is not a registered job (CHAPPY_JOBS={','.join(modules)} registers: "
+            f"{shown}); check the name and CHAPPY_JOBS, or use --force to push it anyway")
 
 
 def read_data(raw: str, ctx: Context) -> dict[str, Any]:
     text = ctx.stdin.read() if raw == "-" else raw
     where = "--data (from stdin)" if raw == "-" else "--data"
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_standard, parse_float=_finite)
+        standard_json(data)
+    except UnicodeEncodeError:
+        raise Refused(f"{where} is not valid UTF-8 (a lone surrogate)") from None
     except ValueError as exc:
         raise Refused(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -68,3 +91,14 @@ def read_data(raw: str, ctx: Context) -> dict[str, Any]:
         kind = "null" if data is None else ("an " if name[0] in "aeiou" else "a ") + name
         raise Refused(f"{where} must be a JSON object, not {kind}")
     return data
+
+
+def _not_standard(name: str) -> object:
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range (Infinity is not standard JSON)")
+    return value

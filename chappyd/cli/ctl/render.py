@@ -10,23 +10,39 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from chappyd.cli.ctl.base import standard_json
 from chappyd.drivers.base import JobRecord
+
+#: Stored times beyond what a datetime holds (written before pushes were bounded, or by
+#: another producer) are shown as the nearest end of its range, still valid ISO 8601.
+_LATEST = "9999-12-31T23:59:59.999Z"
+_EARLIEST = "0001-01-01T00:00:00.000Z"
 
 
 def iso(ts: float | None) -> str | None:
     """Unix seconds as ISO 8601 UTC with milliseconds: 2026-11-29T01:45:51.123Z."""
     if ts is None:
         return None
-    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    try:
+        stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):
+        return _EARLIEST if ts < 0 else _LATEST  # NaN compares false: the latest
     return stamp.replace("+00:00", "Z")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not standard JSON")
 
 
 def decoded_payload(text: str) -> dict[str, Any] | str:
     """The payload object; the raw text when it is not a JSON object, so that a
-    consumer tells the two apart by type alone."""
+    consumer tells the two apart by type alone. A stored payload that is not standard
+    JSON (NaN, Infinity, a lone surrogate) is also given as its raw text: the output
+    stays standard JSON that any parser reads."""
     try:
-        value = json.loads(text)
-    except (ValueError, TypeError):
+        value = json.loads(text, parse_constant=_no_constant)
+        standard_json(value)
+    except (ValueError, TypeError, UnicodeEncodeError):
         return text
     return value if isinstance(value, dict) else text
 

@@ -17,10 +17,10 @@ from chappyd.cli.ctl.base import (
     Misuse,
     Refused,
     checked,
+    job_ids,
     optional_queue,
     plural,
     queue_name,
-    unique,
 )
 from chappyd.drivers.base import Driver, JobState
 from chappyd.errors import JobNotFound
@@ -55,17 +55,17 @@ class Retry(Command):
                             help="with --all or without ids: every failed job of Q")
 
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
-        ids = unique(args.ids)
-        everything = args.all or ids == ["all"]  # `queue:retry all`, as in Laravel
-        queue = optional_queue("--queue", args.queue)
-        if everything and args.all and ids:
+        if args.all and args.ids:
             raise Misuse("give job ids or --all, not both")
+        everything = args.all or args.ids == ["all"]  # `queue:retry all`, as in Laravel
+        ids = [] if everything else job_ids(args.ids)
+        queue = optional_queue("--queue", args.queue)
         if not everything and not ids and queue is None:
             raise Misuse("give job ids, or --all (optionally with --queue)")
         if ids and not everything and queue is not None:
             raise Misuse("--queue goes with --all, not with job ids")
         driver = ctx.driver()
-        if everything or not ids:
+        if not ids:
             return report(ctx, driver.retry_failed(None, queue), 0, "retried")
         check_failed(driver, ids, "retried")
         return report(ctx, driver.retry_failed(ids), len(ids), "retried")
@@ -76,7 +76,7 @@ class Forget(Command):
         parser.add_argument("ids", nargs="+", metavar="ID", help="failed jobs to delete")
 
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
-        ids = unique(args.ids)
+        ids = job_ids(args.ids)
         driver = ctx.driver()
         check_failed(driver, ids, "forgotten")
         return report(ctx, driver.forget(ids), len(ids), "forgot")

@@ -19,7 +19,7 @@ class Status(Command):
 
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
         queue = optional_queue("--queue", args.queue)
-        driver = ctx.driver()
+        driver = ctx.driver(inspect=True)
         stats = driver.stats()
         workers = driver.workers()
         if queue is not None:
