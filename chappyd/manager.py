@@ -13,6 +13,7 @@ from typing import Any
 from chappyd.config import Settings, load_settings, validate_queue_name
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, NewJob
+from chappyd.errors import ConfigError
 from chappyd.jobs import (
     Job,
     Registry,
@@ -69,7 +70,10 @@ class QueueManager:
         driver: Driver | None = None,
     ) -> None:
         self.settings = settings or configured_settings()
-        self.registry = registry or Registry()
+        #: None until first needed: then filled from CHAPPY_JOBS, once (a web app's
+        #: dispatch by name applies the class's queue and tries, as the daemon's would)
+        self._registry = registry
+        self._registry_lock = threading.Lock()
         self._driver = driver
         #: one connection, many threads (a threaded web server's views all push through
         #: the default manager): a driver call holds it from request to reply
@@ -85,9 +89,20 @@ class QueueManager:
                     self._driver = open_driver(self.settings)
         return self._driver
 
+    @property
+    def registry(self) -> Registry:
+        """The jobs known here by name: the one given, else CHAPPY_JOBS's, imported
+        on first use. A module that fails to import is a ConfigError naming it."""
+        if self._registry is None:
+            with self._registry_lock:
+                if self._registry is None:
+                    self._registry = registry_from(self.settings)
+        return self._registry
+
     def _after_fork(self) -> None:
-        # another thread may have held the lock at fork(): it never lets go in the child
+        # another thread may have held a lock at fork(): it never lets go in the child
         self._lock = threading.Lock()
+        self._registry_lock = threading.Lock()
 
     def push(self, queue: str, payload: dict[str, Any] | str) -> str:
         """Push one payload (a dict, or JSON text) onto `queue`; returns the id."""
@@ -161,6 +176,17 @@ class QueueManager:
             text = encode_payload(payload)
             available_at = payload_available_at(payload, now)
         return NewJob(text, available_at)
+
+
+def registry_from(settings: Settings) -> Registry:
+    """The registry of `settings.jobs` (CHAPPY_JOBS), imported now."""
+    registry = Registry()
+    try:
+        registry.load(settings.jobs)
+    except Exception as exc:  # a job module that fails to import is a config problem
+        raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs),
+                          settings.source("CHAPPY_JOBS"), f"cannot import: {exc}") from None
+    return registry
 
 
 def _reset_locks_after_fork() -> None:
