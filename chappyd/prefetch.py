@@ -23,6 +23,7 @@ drain-busy worker pays at most one wake-up per batch.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections import deque
@@ -107,7 +108,14 @@ class Prefetched:
         if self._thread is None and not self._stopped:
             self._thread = threading.Thread(target=self._watch, name="chappyd-give-back",
                                             daemon=True)
-            self._thread.start()
+            # Born with every signal blocked, so the kernel delivers them to the main
+            # thread only: a TERM must interrupt the worker's blocking wait, and a job
+            # that blocks SIGALRM to outlive its time limit must not get it through us.
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            try:
+                self._thread.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _watch(self) -> None:
         while not self._stopped:
