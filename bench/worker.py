@@ -13,9 +13,9 @@ import signal
 import socket
 import sys
 
-from chappyd.cli.common import load_registry
 from chappyd.config import load_settings
 from chappyd.drivers import open_driver
+from chappyd.jobs import load_registry
 from chappyd.logs import configure_logging
 from chappyd.worker import Worker
 

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chappyd.errors import ChappyError, InvalidPayload, UnknownJob
+from chappyd.errors import ChappyError, ConfigError, InvalidPayload, UnknownJob
 from chappyd.validate import check_job_class
 
 if TYPE_CHECKING:
+    from chappyd.config import Settings
     from chappyd.manager import QueueManager
 
 #: A backoff used when a job does not define one: 2, 4, 8 ... seconds, at most 5 minutes.
@@ -285,3 +286,27 @@ def _all_subclasses(cls: type[Job]) -> Iterator[type[Job]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _all_subclasses(sub)
+
+
+def load_registry(settings: Settings) -> Registry:
+    """The registry from CHAPPY_JOBS; a module that does not import or a bad class
+    attribute is a config error (78) naming the module or the class."""
+    registry = Registry()
+    try:
+        registry.load(settings.jobs)
+    except RegistryError as exc:
+        raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs), settings.source("CHAPPY_JOBS"),
+                          f"{exc}{import_hint(exc)}") from None
+    return registry
+
+
+def import_hint(exc: BaseException) -> str:
+    """For the newcomer's `No module named 'app'`: where Python looked."""
+    causes = (exc, exc.__cause__, exc.__context__)
+    if not any(isinstance(cause, ModuleNotFoundError) for cause in causes):
+        return ""
+    where = os.environ.get("PYTHONPATH", "")
+    if os.getcwd() in where.split(os.pathsep):
+        return ""  # the working directory is searched already: the hint would mislead
+    return (f" (jobs are imported from PYTHONPATH={where!r} and the installed packages, not "
+            f"from the working directory: to import them from here, PYTHONPATH={os.getcwd()})")

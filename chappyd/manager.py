@@ -17,6 +17,7 @@ from chappyd.jobs import (
     Job,
     Registry,
     encode_payload,
+    load_registry,
     payload_available_at,
 )
 
@@ -69,7 +70,10 @@ class QueueManager:
         driver: Driver | None = None,
     ) -> None:
         self.settings = settings or configured_settings()
-        self.registry = registry or Registry()
+        #: None until first needed: then filled from CHAPPY_JOBS, once (a web app's
+        #: dispatch by name applies the class's queue and tries, as the daemon's would)
+        self._registry = registry
+        self._registry_lock = threading.Lock()
         self._driver = driver
         #: one connection, many threads (a threaded web server's views all push through
         #: the default manager): a driver call holds it from request to reply
@@ -85,9 +89,20 @@ class QueueManager:
                     self._driver = open_driver(self.settings)
         return self._driver
 
+    @property
+    def registry(self) -> Registry:
+        """The jobs known here by name: the one given, else CHAPPY_JOBS's, imported
+        on first use. A module that fails to import is a ConfigError naming it."""
+        if self._registry is None:
+            with self._registry_lock:
+                if self._registry is None:
+                    self._registry = load_registry(self.settings)
+        return self._registry
+
     def _after_fork(self) -> None:
-        # another thread may have held the lock at fork(): it never lets go in the child
+        # another thread may have held a lock at fork(): it never lets go in the child
         self._lock = threading.Lock()
+        self._registry_lock = threading.Lock()
 
     def push(self, queue: str, payload: dict[str, Any] | str) -> str:
         """Push one payload (a dict, or JSON text) onto `queue`; returns the id."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,6 +18,7 @@ from typing import Any
 import structlog
 
 from chappyd.config import Settings
+from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import BackendUnavailable, Interrupt, InvalidPayload, JobTimeout, UnknownJob
 from chappyd.jobs import (
@@ -28,6 +28,7 @@ from chappyd.jobs import (
     decode_payload,
     resolve_max_attempts,
 )
+from chappyd.prefetch import Prefetched
 
 log = structlog.get_logger("chappyd.worker")
 
@@ -89,7 +90,9 @@ class Worker:
         self.owner = owner
         self.queues = tuple(queues or settings.queues)
         self.events = events or WorkerEvents()
-        self._prefetched: deque[Reservation] = deque()
+        # reservations not started yet; given back by a helper thread on their own
+        # connection once the job ahead has run a while (see prefetch.py)
+        self._prefetched = Prefetched(lambda: open_driver(settings))
 
     # -- the loop ---------------------------------------------------------------
     def run(
@@ -124,19 +127,22 @@ class Worker:
         return True
 
     def next_reservation(self, limit: int | None = None) -> Reservation | None:
-        if not self._prefetched:
+        reservation = self._prefetched.take()
+        if reservation is None:
             batch = self.driver.reserve(
                 self.queues, self.owner, self.settings.lease_s,
                 limit or max(1, self.driver.prefetch),
             )
-            self._prefetched.extend(batch)
-        return self._prefetched.popleft() if self._prefetched else None
+            self._prefetched.add(batch)
+            reservation = self._prefetched.take()
+        return reservation
 
     def release_prefetched(self) -> None:
-        """Give back jobs reserved but not started, attempts refunded."""
-        if self._prefetched:
-            pending = list(self._prefetched)
-            self._prefetched.clear()
+        """Give back jobs reserved but not started, attempts refunded; ends the
+        give-back helper (the worker is done reserving)."""
+        self._prefetched.stop()
+        pending = self._prefetched.take_all()
+        if pending:
             try:
                 self.driver.release(pending)
             except BackendUnavailable:
@@ -146,7 +152,7 @@ class Worker:
     def drop_prefetched(self) -> None:
         """Forget jobs reserved but not started, without a round trip: for a caller
         that already gave back everything this owner holds (release_owner)."""
-        self._prefetched.clear()
+        self._prefetched.take_all()
 
     def queues_empty(self) -> bool:
         wanted = set(self.queues)

@@ -14,7 +14,6 @@ from chappyd import __version__
 from chappyd import validate as v
 from chappyd.cli.common import (
     add_config_arguments,
-    load_registry,
     run_reporting_errors,
     settings_from_args,
 )
@@ -23,7 +22,7 @@ from chappyd.daemonize import PidFile, daemon_context
 from chappyd.drivers import open_driver
 from chappyd.errors import BackendUnusable, ConfigError, ExitStatus
 from chappyd.jobcheck import check_jobs_import
-from chappyd.jobs import Registry
+from chappyd.jobs import Registry, load_registry
 from chappyd.logs import configure_logging
 from chappyd.master import Master, RunOptions
 from chappyd.worker import Worker

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
 
 from chappyd.config import OPTIONS_BY_FLAG, Settings, load_settings
-from chappyd.errors import ChappyError, ConfigError, ExitStatus
-from chappyd.jobs import Registry, RegistryError
+from chappyd.errors import ChappyError, ExitStatus
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,28 +22,6 @@ def settings_from_args(args: argparse.Namespace, flags: Mapping[str, str | None]
     given = {flag: str(value) for flag, value in flags.items()
              if value is not None and flag in OPTIONS_BY_FLAG}
     return load_settings(flags=given, config_path=args.config, instance=args.instance)
-
-
-def load_registry(settings: Settings) -> Registry:
-    """The registry from CHAPPY_JOBS; a module that does not import or a bad class
-    attribute is a config error (78) naming the module or the class."""
-    registry = Registry()
-    try:
-        registry.load(settings.jobs)
-    except RegistryError as exc:
-        raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs), settings.source("CHAPPY_JOBS"),
-                          f"{exc}{import_hint(exc)}") from None
-    return registry
-
-
-def import_hint(exc: BaseException) -> str:
-    """For the newcomer's `No module named 'app'`: where Python looked."""
-    causes = (exc, exc.__cause__, exc.__context__)
-    if not any(isinstance(cause, ModuleNotFoundError) for cause in causes):
-        return ""
-    where = os.environ.get("PYTHONPATH", "")
-    return (f" (jobs are imported from PYTHONPATH={where!r} and the installed packages, not "
-            f"from the working directory: to import them from here, PYTHONPATH={os.getcwd()})")
 
 
 def run_reporting_errors(prog: str, body: Callable[[], int]) -> int:

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 #: stay one per job, so a SIGKILL re-runs at most the one job that was running; the
 #: rest of the batch is released by the master. The batch adapts to how long jobs take:
 #: a prefetched job waits at most about PREFETCH_WINDOW_S behind its batch-mates, so
-#: slow jobs are reserved one at a time and never sit behind each other while another
-#: worker idles (Celery's prefetch problem), and no-op-fast ones go PREFETCH_MAX at once.
+#: slow jobs are reserved one at a time, and no-op-fast ones go PREFETCH_MAX at once. The
+#: first slow job of a batch still has its batch-mates behind it: the worker gives those
+#: back once it has run 100 ms (prefetch.py), so none waits while another worker idles.
 #: (drain bench, docs/readme/redis.md: 1 -> 3.0k jobs/s, 4 -> 6.0k, 8 -> 5.5k, 32 -> 5.4k)
 PREFETCH_START = 4
 PREFETCH_MAX = 16

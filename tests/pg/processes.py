@@ -15,10 +15,10 @@ import signal
 import sys
 import time
 
-from chappyd.cli.common import load_registry
 from chappyd.config import load_settings
 from chappyd.drivers import open_driver
 from chappyd.errors import BackendUnavailable
+from chappyd.jobs import load_registry
 from chappyd.logs import configure_logging
 from chappyd.worker import Worker
 

@@ -7,7 +7,6 @@ import json
 import math
 from typing import Any
 
-from chappyd.cli.common import load_registry
 from chappyd.cli.ctl.base import (
     OK,
     Command,
@@ -19,6 +18,7 @@ from chappyd.cli.ctl.base import (
     optional_queue,
     standard_json,
 )
+from chappyd.jobs import load_registry
 from chappyd.manager import QueueManager
 
 
