@@ -43,6 +43,41 @@ class ChildProc:
     jobs_done: int = 0
 
 
+class EarlyDeaths:
+    """Children that died soon after they started, in a row, and how long to wait
+    before the next fork.
+
+    A child can crash after it said READY (in its first wait, on its first row): the
+    boot backoff does not see that, and without this the master would fork a
+    replacement every few milliseconds, forever. Whatever the cause, a child that dies
+    within EARLY_S of its spawn counts; one that lives longer, or finishes a job,
+    ends the run. The delay doubles from BACKOFF_S[0] up to BACKOFF_S[1].
+    """
+
+    EARLY_S = 5.0
+    BACKOFF_S = (0.25, 10.0)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def died(self, child: ChildProc, status: int, now: float) -> float | None:
+        """Count `child`'s death; the respawn delay if it died early, else None."""
+        if child.doom is Doom.STOP or child.retiring or _clean_exit(child, status):
+            return None
+        if now - child.spawned >= self.EARLY_S or child.jobs_done:
+            self.count = 0
+            return None
+        self.count += 1
+        return min(self.BACKOFF_S[0] * 2 ** (self.count - 1), self.BACKOFF_S[1])
+
+    def worked(self) -> None:
+        self.count = 0
+
+
+def _clean_exit(child: ChildProc, status: int) -> bool:
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and child.job is None
+
+
 def settlement_for(child: ChildProc, status: int) -> Settlement:
     """What to do with the jobs of `child`, dead with wait status `status`: the job it
     was running is a failed attempt (DESIGN §3.4), the rest go back refunded."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.errors import ChappyError, InvalidPayload, UnknownJob
+from chappyd.times import BadTime, unix_seconds
 
 if TYPE_CHECKING:
     from chappyd.manager import QueueManager
@@ -135,6 +136,14 @@ def decode_payload(text: str | bytes) -> dict[str, Any]:
         payload["data"] = {}
     elif not isinstance(data, dict):
         raise InvalidPayload(f'payload "data" is a JSON {type(data).__name__}, not an object')
+    # Chappy.php's dispatch() carries `queued_at`; both are kept, but a time that cannot
+    # be read is a bad payload now rather than a crash later
+    for key in ("available_at", "queued_at"):
+        if payload.get(key) is not None:
+            try:
+                unix_seconds(payload[key])
+            except BadTime as exc:
+                raise InvalidPayload(f'payload "{key}": {exc}') from None
     return payload
 
 
@@ -154,9 +163,12 @@ def resolve_max_attempts(payload: dict[str, Any], cls: type[Job], default: int) 
 def payload_available_at(payload: dict[str, Any], now: float) -> float:
     """When a payload says it becomes available; `now` when it does not say."""
     value = payload.get("available_at")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return now
+    if value is None:
+        return now
+    try:
+        return unix_seconds(value)
+    except BadTime:
+        return now  # stored ready, then failed as InvalidPayload by the first worker
 
 
 # ---------------------------------------------------------------- registry

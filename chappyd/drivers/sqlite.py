@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import structlog
+
 from chappyd.config import Settings
 from chappyd.drivers.base import (
     WORKER_STALE_S,
@@ -29,6 +31,9 @@ from chappyd.drivers.sqlfile import load_queries
 from chappyd.errors import BackendUnavailable, SchemaMissing
 
 Q = load_queries("sqlite.sql")
+#: PRAGMA user_version once the schema is complete (2: time strings normalised).
+SCHEMA_VERSION = 2
+log = structlog.get_logger("chappyd.drivers.sqlite")
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -74,8 +79,8 @@ class SqliteDriver:
             # NORMAL in WAL mode survives a crash of any process; only a power loss can
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
-            if self.auto_migrate:
-                conn.executescript(Q["schema"])
+            if self.auto_migrate and (note := _apply_schema(conn, self.description)):
+                log.warning("chappy_php_table_adopted", note=note)
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(self.description, str(exc)) from exc
         return conn
@@ -108,12 +113,12 @@ class SqliteDriver:
         self._conn = None
 
     # -- schema -----------------------------------------------------------------
-    def migrate(self) -> None:
+    def migrate(self) -> str | None:
         with self._guard() as conn:
-            conn.executescript(Q["schema"])
+            return _apply_schema(conn, self.description)
 
     def schema_sql(self) -> str:
-        return Q["schema"] + "\n"
+        return Q["schema"] + "\n\n" + Q["migration_2"] + "\n"
 
     # -- producers --------------------------------------------------------------
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
@@ -159,7 +164,7 @@ class SqliteDriver:
                 Q["next_available_at"], {"queues": json.dumps(list(queues))}
             ).fetchone()
             deadline = time.monotonic() + timeout_s
-            if due is not None:
+            if isinstance(due, int | float):  # never arithmetic on what a producer wrote
                 deadline = min(deadline, time.monotonic() + max(0.0, due - time.time()))
             (version,) = conn.execute("PRAGMA data_version").fetchone()
             busy_until = self._last_work + BUSY_WINDOW_S
@@ -293,6 +298,46 @@ class SqliteDriver:
     def clear(self, queue: str) -> int:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+
+def _apply_schema(conn: sqlite3.Connection, description: str) -> str | None:
+    """Create or upgrade the schema in one transaction, adopting a queue table that
+    Chappy.php's migration made; a one-line note when it adopted one, else None."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version >= SCHEMA_VERSION:
+        return None
+    # statement by statement: executescript() would commit the transaction first
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (adopt,) = conn.execute(Q["is_chappy_php_table"]).fetchone()  # under the lock
+        blocks = [Q["schema"], Q["migration_2"]]
+        if adopt:
+            blocks[:1] = [Q["adopt_chappy_php"], Q["schema"], Q["adopt_chappy_php_copy"]]
+        for statement in _statements("\n".join(b.rstrip().rstrip(";") + ";" for b in blocks)):
+            conn.execute(statement)
+        note = _adopted_note(conn, description) if adopt else None
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return note
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of `script`, in order (triggers hold ';' inside)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                yield pending
+            pending = ""
+
+
+def _adopted_note(conn: sqlite3.Connection, description: str) -> str:
+    ready, delayed, failed = conn.execute(Q["adopted_counts"], {"now": time.time()}).fetchone()
+    return (f"adopted Chappy.php's queue table in {description}: {ready} ready, "
+            f"{delayed} delayed and {failed} failed jobs kept")
 
 
 def _decode_text(raw: bytes) -> str:
