@@ -55,7 +55,9 @@ class EarlyDeaths:
     """
 
     EARLY_S = 5.0
-    BACKOFF_S = (0.25, 10.0)
+    #: short enough that a deploy fixing the cause is picked up at once, long enough
+    #: that a loop costs nothing (one fork per slot a second at most)
+    BACKOFF_S = (0.1, 1.0)
 
     def __init__(self) -> None:
         self.count = 0
