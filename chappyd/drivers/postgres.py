@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 
 import psycopg
-import structlog
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
@@ -31,7 +30,6 @@ from chappyd.drivers.postgres_session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
 
 Q = load_queries("postgres.sql")
-log = structlog.get_logger("chappyd.drivers.postgres")
 MIGRATIONS: list[tuple[int, str]] = sorted(
     (int(name.removeprefix("migration_")), sql)
     for name, sql in Q.items() if re.fullmatch(r"migration_\d+", name)
@@ -60,6 +58,9 @@ class PostgresDriver:
         self._tidy_at = 0.0
         self.description = settings.backend_description
         self.auto_migrate = settings.auto_migrate
+        #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
+        #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
+        self.adoption_note: str | None = None
         self._session = PgSession(
             settings.database_url, self.description,
             on_connect=self._auto_migrate if settings.auto_migrate else None,
@@ -81,11 +82,12 @@ class PostgresDriver:
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> str | None:
         with self._session.use() as conn:
-            return self._migrate_on(conn)
+            note = self._migrate_on(conn) or self.adoption_note
+        self.adoption_note = None
+        return note
 
     def _auto_migrate(self, conn: psycopg.Connection) -> None:
-        if note := self._migrate_on(conn):
-            log.warning("chappy_php_table_adopted", note=note)
+        self.adoption_note = self._migrate_on(conn) or self.adoption_note
 
     def _migrate_on(self, conn: psycopg.Connection) -> str | None:
         """Apply missing migrations, first adopting a queue table made by Chappy.php's

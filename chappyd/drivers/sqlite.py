@@ -14,8 +14,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import structlog
-
 from chappyd.config import Settings
 from chappyd.drivers.base import (
     WORKER_STALE_S,
@@ -33,7 +31,6 @@ from chappyd.errors import BackendUnavailable, SchemaMissing
 Q = load_queries("sqlite.sql")
 #: PRAGMA user_version once the schema is complete (2: time strings normalised).
 SCHEMA_VERSION = 2
-log = structlog.get_logger("chappyd.drivers.sqlite")
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -53,6 +50,9 @@ class SqliteDriver:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._last_work = 0.0  # monotonic time of the last reserve that found a job
+        #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
+        #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
+        self.adoption_note: str | None = None
 
     # -- connection -------------------------------------------------------------
     @property
@@ -79,8 +79,8 @@ class SqliteDriver:
             # NORMAL in WAL mode survives a crash of any process; only a power loss can
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
-            if self.auto_migrate and (note := _apply_schema(conn, self.description)):
-                log.warning("chappy_php_table_adopted", note=note)
+            if self.auto_migrate:
+                self.adoption_note = _apply_schema(conn, self.description)
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(self.description, str(exc)) from exc
         return conn
@@ -115,7 +115,9 @@ class SqliteDriver:
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> str | None:
         with self._guard() as conn:
-            return _apply_schema(conn, self.description)
+            note = _apply_schema(conn, self.description) or self.adoption_note
+        self.adoption_note = None
+        return note
 
     def schema_sql(self) -> str:
         return Q["schema"] + "\n\n" + Q["migration_2"] + "\n"

@@ -6,7 +6,7 @@
 //
 //   php chappy_php.php migrate  PDO_DSN
 //   php chappy_php.php push     PDO_DSN QUEUE JOB NAME DELAY_S [dispatch|failed|AT]
-//   php chappy_php.php lpush    HOST:PORT QUEUE JOB NAME DELAY_S [dispatch]
+//   php chappy_php.php lpush    HOST:PORT[:DB] QUEUE JOB NAME DELAY_S [dispatch]
 // push and lpush print the new row's id (push) or the list length (lpush).
 
 declare(strict_types=1);
@@ -47,6 +47,11 @@ function migrate(PDO $pdo): void
 
 function payload(string $job, string $name, int $delay, string $form): array
 {
+    if (!in_array($form, ['', 'dispatch', 'failed'], true)) {
+        // a time as some producer wrote it ('next tuesday')
+        return ['job' => $job, 'data' => ['name' => $name], 'available_at' => $form,
+                'max_attempts' => 3];
+    }
     if ($form === 'dispatch') {
         // QueueManager::dispatch(): attempts and queued_at, no available_at/max_attempts
         return ['job' => $job, 'data' => ['name' => $name], 'attempts' => 0,
@@ -67,8 +72,6 @@ function push(PDO $pdo, string $queue, array $payload, string $form): string
     if ($form === 'failed') {
         $failedAt = utc();
         $exception = 'RuntimeException: the mail server said no';
-    } elseif (!in_array($form, ['', 'dispatch'], true)) {
-        $availableAt = $form;  // a time as some producer wrote it ('next tuesday')
     }
     $now = utc();
     $stmt = $pdo->prepare('INSERT INTO queue (queue, payload, attempts, available_at,
@@ -91,9 +94,10 @@ switch ($command) {
         echo push($pdo, $queue, payload($job, $name, (int) $delay, $form), $form), "\n";
         break;
     case 'lpush':
-        [$host, $port] = explode(':', $target);
+        [$host, $port, $db] = explode(':', $target . ':0');
         $redis = new Redis();
         $redis->connect($host, (int) $port);
+        $redis->select((int) $db);
         echo $redis->lPush($queue, json_encode(payload($job, $name, (int) $delay, $form))), "\n";
         break;
     default:
