@@ -97,8 +97,8 @@ PRAGMA user_version = 2;
 
 -- name: is_chappy_php_table
 -- A queue table without chappyd's lease columns: Chappy.php's own migration made it.
-SELECT count(*) = 0 FROM pragma_table_info('queue') WHERE name = 'owner'
-   AND EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue')
+SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue')
+   AND NOT EXISTS (SELECT 1 FROM pragma_table_info('queue') WHERE name = 'owner')
 
 -- name: adopt_chappy_php
 -- Take over Chappy.php's queue table: SQLite cannot change a column's type or default,
