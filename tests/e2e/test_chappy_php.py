@@ -144,7 +144,7 @@ def test_children_that_die_right_after_start_are_backed_off(e2e: E2E) -> None:
     deaths = daemon.logged("child_died_early")
     assert [d["failures"] for d in deaths[:50]] == list(range(1, 51))
     assert deaths[-1]["respawn_in_s"] == 1.0
-    assert {d["reason"] for d in deaths} == {"exited with code 1"}
+    assert {d["reason"] for d in deaths} == {"exited with code 70"}  # EX_SOFTWARE
     crashes = daemon.logged("child_crashed")
     assert crashes and "TypeError" in str(crashes[0])
     assert daemon.logged("child_boot_failed") == []
