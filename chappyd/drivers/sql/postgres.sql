@@ -208,8 +208,10 @@ CREATE TRIGGER queue_times
                        OR NEW.created_at IS NULL OR NEW.created_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'
                        OR NEW.updated_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$')
     EXECUTE FUNCTION queue_times();
+-- under a new name, so that the whole printed schema stays idempotent (migration 1
+-- makes queue_waiting again when applied twice, this drops it again)
 DROP INDEX IF EXISTS queue_waiting;
-CREATE INDEX queue_waiting ON queue (queue, (available_at::float8), id)
+CREATE INDEX IF NOT EXISTS queue_waiting_at ON queue (queue, (available_at::float8), id)
     WHERE reserved_at IS NULL AND failed_at IS NULL;
 CREATE OR REPLACE FUNCTION queue_notify_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
