@@ -8,8 +8,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+import structlog
+
 from chappyd.reclaim import Settle, Settlement
 from chappyd.reports import ReportReader
+
+log = structlog.get_logger("chappyd.master")
 
 
 class Doom(StrEnum):
@@ -70,7 +74,11 @@ class EarlyDeaths:
             self.count = 0
             return None
         self.count += 1
-        return min(self.BACKOFF_S[0] * 2 ** (self.count - 1), self.BACKOFF_S[1])
+        delay_s = min(self.BACKOFF_S[0] * 2 ** (self.count - 1), self.BACKOFF_S[1])
+        log.error("child_died_early", worker=child.slot, reason=describe_status(status),
+                  lived_s=round(now - child.spawned, 3), failures=self.count,
+                  respawn_in_s=delay_s)
+        return delay_s
 
     def worked(self) -> None:
         self.count = 0

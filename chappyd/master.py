@@ -413,9 +413,6 @@ class Master:
         elif (delay_s := self.early_deaths.died(child, status, time.monotonic())) is not None:
             # a crash right after start-up, whatever its cause: no hot fork loop
             self.timers.spawn = max(self.timers.spawn, time.monotonic() + delay_s)
-            log.error("child_died_early", worker=child.slot, reason=describe_status(status),
-                      lived_s=round(time.monotonic() - child.spawned, 3),
-                      failures=self.early_deaths.count, respawn_in_s=delay_s)
         self.pending.append(settlement_for(child, status))
 
     def _boot_failed(self, child: ChildProc, status: int) -> None:

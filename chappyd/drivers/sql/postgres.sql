@@ -1,7 +1,9 @@
 -- Queries of the PostgreSQL driver.
 --
--- Times are unix seconds (double precision), as in the SQLite driver and as PHP
--- producers write them. Relative times (reserved_at, leases, failed_at) come from the
+-- Times are unix seconds, as in the SQLite driver: double precision, except the three
+-- columns producers write (available_at, created_at, updated_at), which are text
+-- holding unix seconds so that Chappy.php's 'Y-m-d H:i:s' strings are accepted and
+-- converted at the door (migration 2); readers cast them with ::float8. Relative times (reserved_at, leases, failed_at) come from the
 -- server's clock, `extract(epoch FROM now())`, so that every host agrees on one clock;
 -- only available_at may come from a producer's clock. The cast to float8 matters:
 -- extract() returns numeric, and comparing the float8 column with a numeric would cast
