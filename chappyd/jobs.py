@@ -136,14 +136,13 @@ def decode_payload(text: str | bytes) -> dict[str, Any]:
         payload["data"] = {}
     elif not isinstance(data, dict):
         raise InvalidPayload(f'payload "data" is a JSON {type(data).__name__}, not an object')
-    # Chappy.php's dispatch() carries `queued_at`; both are kept, but a time that cannot
-    # be read is a bad payload now rather than a crash later
-    for key in ("available_at", "queued_at"):
-        if payload.get(key) is not None:
-            try:
-                unix_seconds(payload[key])
-            except BadTime as exc:
-                raise InvalidPayload(f'payload "{key}": {exc}') from None
+    # a time that cannot be read is a bad payload now rather than a crash later;
+    # Chappy.php's `attempts` and `queued_at` are kept as they are and never used
+    if payload.get("available_at") is not None:
+        try:
+            unix_seconds(payload["available_at"])
+        except BadTime as exc:
+            raise InvalidPayload(f'payload "available_at": {exc}') from None
     return payload
 
 
