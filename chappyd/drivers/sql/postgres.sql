@@ -204,8 +204,10 @@ CREATE TRIGGER queue_notify_update
     EXECUTE FUNCTION queue_notify_update();
 -- cheap for chappyd's own writes (already unix seconds): the WHEN is checked without
 -- calling the function
+-- Not on UPDATE OF updated_at: every claim sets it, and nothing reads it back
+-- (measured: the WHEN alone cost a claim 5 us of server CPU per row).
 CREATE TRIGGER queue_times
-    BEFORE INSERT OR UPDATE OF available_at, created_at, updated_at ON queue
+    BEFORE INSERT OR UPDATE OF available_at, created_at ON queue
     FOR EACH ROW WHEN (NEW.available_at IS NULL OR NEW.available_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'
                        OR NEW.created_at IS NULL OR NEW.created_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'
                        OR NEW.updated_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$')
