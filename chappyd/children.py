@@ -8,8 +8,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+import structlog
+
 from chappyd.reclaim import Settle, Settlement
 from chappyd.reports import ReportReader
+
+log = structlog.get_logger("chappyd.master")
 
 
 class Doom(StrEnum):
@@ -41,6 +45,47 @@ class ChildProc:
     doom: Doom | None = None
     retiring: bool = False  # told to leave; its slot is free for a successor
     jobs_done: int = 0
+
+
+class EarlyDeaths:
+    """Children that died soon after they started, in a row, and how long to wait
+    before the next fork.
+
+    A child can crash after it said READY (in its first wait, on its first row): the
+    boot backoff does not see that, and without this the master would fork a
+    replacement every few milliseconds, forever. Whatever the cause, a child that dies
+    within EARLY_S of its spawn counts; one that lives longer, or finishes a job,
+    ends the run. The delay doubles from BACKOFF_S[0] up to BACKOFF_S[1].
+    """
+
+    EARLY_S = 5.0
+    #: short enough that a deploy fixing the cause is picked up at once, long enough
+    #: that a loop costs nothing (one fork per slot a second at most)
+    BACKOFF_S = (0.1, 1.0)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def died(self, child: ChildProc, status: int, now: float) -> float | None:
+        """Count `child`'s death; the respawn delay if it died early, else None."""
+        if child.doom is Doom.STOP or child.retiring or _clean_exit(child, status):
+            return None
+        if now - child.spawned >= self.EARLY_S or child.jobs_done:
+            self.count = 0
+            return None
+        self.count += 1
+        delay_s = min(self.BACKOFF_S[0] * 2 ** (self.count - 1), self.BACKOFF_S[1])
+        log.error("child_died_early", worker=child.slot, reason=describe_status(status),
+                  lived_s=round(now - child.spawned, 3), failures=self.count,
+                  respawn_in_s=delay_s)
+        return delay_s
+
+    def worked(self) -> None:
+        self.count = 0
+
+
+def _clean_exit(child: ChildProc, status: int) -> bool:
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and child.job is None
 
 
 def settlement_for(child: ChildProc, status: int) -> Settlement:

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.errors import ChappyError, ConfigError, InvalidPayload, UnknownJob
+from chappyd.times import BadTime, unix_seconds
 from chappyd.validate import check_job_class
 
 if TYPE_CHECKING:
@@ -141,6 +142,13 @@ def decode_payload(text: str | bytes) -> dict[str, Any]:
         payload["data"] = {}
     elif not isinstance(data, dict):
         raise InvalidPayload(f'payload "data" is a JSON {type(data).__name__}, not an object')
+    # a time that cannot be read is a bad payload now rather than a crash later;
+    # Chappy.php's `attempts` and `queued_at` are kept as they are and never used
+    if payload.get("available_at") is not None:
+        try:
+            unix_seconds(payload["available_at"])
+        except BadTime as exc:
+            raise InvalidPayload(f'payload "available_at": {exc}') from None
     return payload
 
 
@@ -160,9 +168,12 @@ def resolve_max_attempts(payload: dict[str, Any], cls: type[Job], default: int) 
 def payload_available_at(payload: dict[str, Any], now: float) -> float:
     """When a payload says it becomes available; `now` when it does not say."""
     value = payload.get("available_at")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return now
+    if value is None:
+        return now
+    try:
+        return unix_seconds(value)
+    except BadTime:
+        return now  # stored ready, then failed as InvalidPayload by the first worker
 
 
 # ---------------------------------------------------------------- registry

@@ -34,7 +34,14 @@ from chappyd.child import (
     owner_of,
     run_child,
 )
-from chappyd.children import ChildProc, Doom, RunningJob, describe_status, settlement_for
+from chappyd.children import (
+    ChildProc,
+    Doom,
+    EarlyDeaths,
+    RunningJob,
+    describe_status,
+    settlement_for,
+)
 from chappyd.config import Settings
 from chappyd.drivers.base import HEARTBEAT_INTERVAL_S, Driver, WorkerInfo
 from chappyd.errors import ChappyError, ExitStatus
@@ -116,6 +123,7 @@ class Master:
         self.jobs_done = 0
         self.exit_status = ExitStatus.OK
         self.boot_failures = 0
+        self.early_deaths = EarlyDeaths()
         self.interrupts = 0
         self.announce_ready = True
         self.started_at = time.time()
@@ -356,12 +364,14 @@ class Master:
         if report.kind is Kind.READY:
             child.ready = True
             self.boot_failures = 0
-            self.timers.spawn = 0.0
+            if not self.early_deaths.count:  # keep a crash backoff running
+                self.timers.spawn = 0.0
         elif report.kind is Kind.STARTED:
             child.job = RunningJob(report.text("id"), report.text("job"),
                                    report.number("timeout_s"), time.monotonic())
         elif report.kind is Kind.FINISHED:
             child.job = None
+            self.early_deaths.worked()
             if report.text("outcome") not in ("released", "unrecorded"):
                 child.jobs_done += 1
                 self._count_finished()
@@ -410,6 +420,9 @@ class Master:
             log.error("child_died", **fields, doom=child.doom and str(child.doom))
         if not child.ready and child.doom is not Doom.STOP:
             self._boot_failed(child, status)
+        elif (delay_s := self.early_deaths.died(child, status, time.monotonic())) is not None:
+            # a crash right after start-up, whatever its cause: no hot fork loop
+            self.timers.spawn = max(self.timers.spawn, time.monotonic() + delay_s)
         self.pending.append(settlement_for(child, status))
 
     def _boot_failed(self, child: ChildProc, status: int) -> None:

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs (it starts its own throwaway
-# PostgreSQL and Redis servers from these binaries) when they are missing.
+# PostgreSQL and Redis servers from these binaries, and runs a PHP producer that writes
+# as Chappy.php does with php-cli and its SQLite, PostgreSQL and Redis extensions) when
+# they are missing.
 set -euo pipefail
 
 missing=()
 have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
 have_pg || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
+php_has() { command -v php >/dev/null && php -m 2>/dev/null | grep -qix "$1"; }
+command -v php >/dev/null || missing+=(php-cli)
+php_has pdo_sqlite || missing+=(php-sqlite3)
+php_has pdo_pgsql || missing+=(php-pgsql)
+php_has redis || missing+=(php-redis)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -119,8 +119,10 @@ class Driver(Protocol):
     prefetch: int
 
     # -- schema ---------------------------------------------------------------
-    def migrate(self) -> None:
-        """Create or upgrade the schema; idempotent and safe to run concurrently."""
+    def migrate(self) -> str | None:
+        """Create or upgrade the schema; idempotent and safe to run concurrently. When it
+        adopted a queue table made by Chappy.php's migration, a one-line note saying
+        what it kept; else None."""
 
     def schema_sql(self) -> str:
         """The idempotent DDL (`chappyctl queue:migration`); '' when there is none."""

@@ -58,9 +58,12 @@ class PostgresDriver:
         self._tidy_at = 0.0
         self.description = settings.backend_description
         self.auto_migrate = settings.auto_migrate
+        #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
+        #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
+        self.adoption_note: str | None = None
         self._session = PgSession(
             settings.database_url, self.description,
-            on_connect=self._migrate_on if settings.auto_migrate else None,
+            on_connect=self._auto_migrate if settings.auto_migrate else None,
         )
 
     def close(self) -> None:
@@ -77,33 +80,48 @@ class PostgresDriver:
         self._batches.pin(size)
 
     # -- schema -----------------------------------------------------------------
-    def migrate(self) -> None:
+    def migrate(self) -> str | None:
         with self._session.use() as conn:
-            self._migrate_on(conn)
+            note = self._migrate_on(conn) or self.adoption_note
+        self.adoption_note = None
+        return note
 
-    def _migrate_on(self, conn: psycopg.Connection) -> None:
-        """Apply missing migrations. The common case (up to date) is one query without
-        a lock; otherwise an advisory lock makes concurrent callers take turns, and
-        each re-reads what the previous one applied."""
+    def _auto_migrate(self, conn: psycopg.Connection) -> None:
+        self.adoption_note = self._migrate_on(conn) or self.adoption_note
+
+    def _migrate_on(self, conn: psycopg.Connection) -> str | None:
+        """Apply missing migrations, first adopting a queue table made by Chappy.php's
+        migration; a one-line note when it adopted one. The common case (up to date)
+        is one query without a lock; otherwise an advisory lock makes concurrent
+        callers take turns, and each re-reads what the previous one applied."""
         try:
             applied = {row[0] for row in conn.execute(Q["applied_migrations"])}
         except psycopg.errors.UndefinedTable:
             applied = set()
         if LATEST in applied:
-            return
+            return None
+        note = None
         with conn.transaction():
             conn.execute(Q["migration_lock"])
             conn.execute(Q["migrations_table"])
             applied = {row[0] for row in conn.execute(Q["applied_migrations"])}
+            adopt = not applied and conn.execute(Q["is_chappy_php_table"]).fetchone()[0]
+            if adopt:
+                conn.execute(Q["adopt_chappy_php"])
             for version, sql in MIGRATIONS:
                 if version not in applied:
                     conn.execute(sql)
                     conn.execute(Q["record_migration"], {"version": version})
+            if adopt:
+                ready, delayed, failed = conn.execute(Q["adopted_counts"]).fetchone()
+                note = (f"adopted Chappy.php's queue table in {self.description}: {ready} "
+                        f"ready, {delayed} delayed and {failed} failed jobs kept")
+        return note
 
     def schema_sql(self) -> str:
         parts = [f"-- chappyd schema for PostgreSQL, migrations 1 to {LATEST}. Idempotent: "
                  "applying it again, or\n-- over a schema migrate() built, changes nothing.",
-                 Q["migrations_table"] + ";"]
+                 Q["adopt_chappy_php"], Q["migrations_table"] + ";"]
         for version, sql in MIGRATIONS:
             parts.append(sql)
             parts.append(Q["record_migration"].replace("%(version)s", str(version)) + ";")

@@ -30,6 +30,8 @@ from chappyd.drivers.sqlfile import load_queries
 from chappyd.errors import BackendUnavailable, BackendUnusable, SchemaMissing
 
 Q = load_queries("sqlite.sql")
+#: PRAGMA user_version once the schema is complete (2: time strings normalised).
+SCHEMA_VERSION = 2
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -52,6 +54,9 @@ class SqliteDriver:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._last_work = 0.0  # monotonic time of the last reserve that found a job
+        #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
+        #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
+        self.adoption_note: str | None = None
 
     # -- connection -------------------------------------------------------------
     @property
@@ -77,7 +82,7 @@ class SqliteDriver:
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
             if self.auto_migrate:
-                conn.executescript(Q["schema"])
+                self.adoption_note = _apply_schema(conn, self.description)
         except sqlite3.Error as exc:
             if "readonly database" in str(exc):  # a file or directory we may not write
                 raise BackendUnusable(self.description, f"{self.path}: {exc}") from exc
@@ -121,12 +126,14 @@ class SqliteDriver:
         self._conn = None
 
     # -- schema -----------------------------------------------------------------
-    def migrate(self) -> None:
+    def migrate(self) -> str | None:
         with self._guard() as conn:
-            conn.executescript(Q["schema"])
+            note = _apply_schema(conn, self.description) or self.adoption_note
+        self.adoption_note = None
+        return note
 
     def schema_sql(self) -> str:
-        return Q["schema"] + "\n"
+        return Q["schema"] + "\n\n" + Q["migration_2"] + "\n"
 
     # -- producers --------------------------------------------------------------
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
@@ -172,7 +179,7 @@ class SqliteDriver:
                 Q["next_available_at"], {"queues": json.dumps(list(queues))}
             ).fetchone()
             deadline = time.monotonic() + timeout_s
-            if due is not None:
+            if isinstance(due, int | float):  # never arithmetic on what a producer wrote
                 deadline = min(deadline, time.monotonic() + max(0.0, due - time.time()))
             (version,) = conn.execute("PRAGMA data_version").fetchone()
             busy_until = self._last_work + BUSY_WINDOW_S
@@ -306,6 +313,46 @@ class SqliteDriver:
     def clear(self, queue: str) -> int:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+
+def _apply_schema(conn: sqlite3.Connection, description: str) -> str | None:
+    """Create or upgrade the schema in one transaction, adopting a queue table that
+    Chappy.php's migration made; a one-line note when it adopted one, else None."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version >= SCHEMA_VERSION:
+        return None
+    # statement by statement: executescript() would commit the transaction first
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (adopt,) = conn.execute(Q["is_chappy_php_table"]).fetchone()  # under the lock
+        blocks = [Q["schema"], Q["migration_2"]]
+        if adopt:
+            blocks[:1] = [Q["adopt_chappy_php"], Q["schema"], Q["adopt_chappy_php_copy"]]
+        for statement in _statements("\n".join(b.rstrip().rstrip(";") + ";" for b in blocks)):
+            conn.execute(statement)
+        note = _adopted_note(conn, description) if adopt else None
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return note
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of `script`, in order (triggers hold ';' inside)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                yield pending
+            pending = ""
+
+
+def _adopted_note(conn: sqlite3.Connection, description: str) -> str:
+    ready, delayed, failed = conn.execute(Q["adopted_counts"], {"now": time.time()}).fetchone()
+    return (f"adopted Chappy.php's queue table in {description}: {ready} ready, "
+            f"{delayed} delayed and {failed} failed jobs kept")
 
 
 def _decode_text(raw: bytes) -> str:

@@ -56,6 +56,6 @@ def test_a_worker_connection_plans_the_claim_on_indexes_even_from_an_empty_table
             """EXPLAIN EXECUTE claim('["default"]', 'h:1:2', '30', 16)"""))
         conn.execute("DEALLOCATE claim")
     driver.close()
-    assert "Index Scan using queue_waiting on queue" in plan
+    assert "Index Scan using queue_waiting_at on queue" in plan
     assert "Index Scan using queue_pkey on queue" in plan
     assert not re.search(r"(Seq|Bitmap Heap) Scan on queue\b(?!_)", plan), plan

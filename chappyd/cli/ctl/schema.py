@@ -42,6 +42,8 @@ class Migrate(Command):
     def run(self, args: argparse.Namespace, ctx: Context) -> int:
         driver = ctx.driver(probe=False)
         # idempotent DDL: a schema applied by hand from queue:migration is accepted
-        ctx.first_contact(driver.migrate)
+        note = ctx.first_contact(driver.migrate)
+        if note:  # it adopted a table another program made: say what it found
+            ctx.out(note)
         ctx.out(f"schema up to date: {ctx.settings.backend_description}")
         return OK

@@ -29,6 +29,41 @@ local seed, promote_max = ARGV[6], tonumber(ARGV[7])
 local out = {0}
 local taken, spare_used = 0, 0
 
+-- A payload's available_at as unix seconds: a number, a numeric string, or a UTC
+-- 'Y-m-d H:i:s' / ISO 8601 string (Chappy.php writes those); nil when unreadable (the
+-- job is then taken in ready and its worker fails it as InvalidPayload).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m > 2) and (m - 3) or (m + 9)
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function unix_of(value)
+  if type(value) == 'number' then return value end
+  if type(value) ~= 'string' then return nil end
+  local n = tonumber(value)
+  if n then return n end
+  local y, mo, d, h, mi, s, frac, zone = string.match(value,
+    '^%s*(%d%d%d%d)%-(%d%d)%-(%d%d)[ T](%d%d):(%d%d):(%d%d)(%.?%d*)(.-)%s*$')
+  if not y then return nil end
+  y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+                       tonumber(s)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or s > 60 then return nil end
+  local offset = 0
+  if zone ~= '' and zone ~= 'Z' then
+    local sign, zh, zm = string.match(zone, '^([+-])(%d%d):?(%d%d)$')
+    if not sign then return nil end
+    offset = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sign == '-' and -1 or 1)
+  end
+  local seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset
+  if frac ~= '' and frac ~= '.' then seconds = seconds + tonumber('0' .. frac) end
+  return seconds
+end
+
 local function intake(ready, delayed, plain, prefix)
   while spare_used < spare_n do
     -- pcall: a stray key of another type under the queue's name must not break the
@@ -39,8 +74,10 @@ local function intake(ready, delayed, plain, prefix)
     spare_used = spare_used + 1
     local at = now
     local ok, decoded = pcall(cjson.decode, raw)
-    if ok and type(decoded) == 'table' and type(decoded['available_at']) == 'number' then
-      at = decoded['available_at']
+    if ok and type(decoded) == 'table' then
+      local given = unix_of(decoded['available_at'])
+      -- math.huge and NaN are no times either
+      if given and given == given and given < 1e15 and given > -1e15 then at = given end
     end
     local at_text = string.format('%.6f', at)
     -- the fields push.lua writes: attempts count from an absent field at reservation

@@ -1,7 +1,9 @@
 -- Queries of the PostgreSQL driver.
 --
--- Times are unix seconds (double precision), as in the SQLite driver and as PHP
--- producers write them. Relative times (reserved_at, leases, failed_at) come from the
+-- Times are unix seconds, as in the SQLite driver: double precision, except the three
+-- columns producers write (available_at, created_at, updated_at), which are text
+-- holding unix seconds so that Chappy.php's 'Y-m-d H:i:s' strings are accepted and
+-- converted at the door (migration 2); readers cast them with ::float8. Relative times (reserved_at, leases, failed_at) come from the
 -- server's clock, `extract(epoch FROM now())`, so that every host agrees on one clock;
 -- only available_at may come from a producer's clock. The cast to float8 matters:
 -- extract() returns numeric, and comparing the float8 column with a numeric would cast
@@ -11,6 +13,57 @@
 -- advisory lock and printed by `chappyctl queue:migration`. Each one is idempotent on
 -- its own (IF NOT EXISTS / OR REPLACE), so that a schema applied by hand is accepted.
 -- Never edit a released migration: add the next one.
+
+-- name: adopt_chappy_php
+-- Before migration 1 on a database whose queue table Chappy.php's queue:migration made
+-- (TIMESTAMP columns, no lease columns): turn it into the table migration 1 creates,
+-- keeping every row and id. Its stopped worker's reserved rows become waiting again
+-- with their attempts; failed rows stay failed with their exception. A no-op on any
+-- other database. A timestamp without time zone is read as UTC, as Chappy.php writes.
+DO $adopt$
+BEGIN
+    IF to_regclass('queue') IS NULL OR EXISTS (
+           SELECT 1 FROM pg_attribute
+            WHERE attrelid = to_regclass('queue') AND attname = 'owner' AND NOT attisdropped)
+    THEN
+        RETURN;
+    END IF;
+    ALTER TABLE queue
+        ALTER COLUMN available_at DROP DEFAULT, ALTER COLUMN created_at DROP DEFAULT,
+        ALTER COLUMN updated_at DROP DEFAULT, ALTER COLUMN reserved_at DROP DEFAULT,
+        ALTER COLUMN failed_at DROP DEFAULT,
+        ALTER COLUMN available_at TYPE double precision USING extract(epoch FROM available_at),
+        ALTER COLUMN reserved_at TYPE double precision USING extract(epoch FROM reserved_at),
+        ALTER COLUMN failed_at TYPE double precision USING extract(epoch FROM failed_at),
+        ALTER COLUMN created_at TYPE double precision USING extract(epoch FROM created_at),
+        ALTER COLUMN updated_at TYPE double precision USING extract(epoch FROM updated_at),
+        ADD COLUMN token text, ADD COLUMN owner text, ADD COLUMN lease_until double precision;
+    UPDATE queue
+       SET reserved_at = NULL,
+           available_at = coalesce(available_at, created_at, extract(epoch FROM now())::float8),
+           created_at = coalesce(created_at, extract(epoch FROM now())::float8),
+           queue = coalesce(queue, 'default'), attempts = coalesce(attempts, 0);
+    ALTER TABLE queue
+        ALTER COLUMN queue SET DEFAULT 'default', ALTER COLUMN queue SET NOT NULL,
+        ALTER COLUMN attempts SET DEFAULT 0, ALTER COLUMN attempts SET NOT NULL,
+        ALTER COLUMN available_at SET DEFAULT extract(epoch FROM now())::float8,
+        ALTER COLUMN available_at SET NOT NULL,
+        ALTER COLUMN created_at SET DEFAULT extract(epoch FROM now())::float8,
+        ALTER COLUMN created_at SET NOT NULL;
+END $adopt$;
+
+-- name: is_chappy_php_table
+SELECT to_regclass('queue') IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM pg_attribute
+        WHERE attrelid = to_regclass('queue') AND attname = 'owner' AND NOT attisdropped)
+
+-- name: adopted_counts
+SELECT count(*) FILTER (WHERE failed_at IS NULL
+                          AND available_at::float8 <= extract(epoch FROM now())::float8),
+       count(*) FILTER (WHERE failed_at IS NULL
+                          AND available_at::float8 > extract(epoch FROM now())::float8),
+       count(*) FILTER (WHERE failed_at IS NOT NULL)
+  FROM queue
 
 -- name: migration_1
 -- chappyd 1: the queue table, its indexes, worker heartbeats, paused queues.
@@ -92,6 +145,86 @@ CREATE TRIGGER queue_notify_update
     FOR EACH ROW WHEN (NEW.reserved_at IS NULL AND NEW.failed_at IS NULL)
     EXECUTE FUNCTION queue_notify_update();
 
+-- name: migration_2
+-- chappyd 2: the times producers write may be strings. Chappy.php's producer writes
+-- available_at, created_at and updated_at as UTC 'Y-m-d H:i:s' strings, others ISO 8601,
+-- the seed unix seconds: a double precision column refuses the strings, a timestamp
+-- column the numbers. So these three columns are text, always holding unix seconds
+-- (float8 text): a BEFORE trigger turns any other time into that as the row comes in,
+-- and fails a job whose available_at is no time at all (InvalidPayload), so that no
+-- worker ever reads one. Readers cast with ::float8; the claim's index is on that cast.
+CREATE OR REPLACE FUNCTION queue_epoch(value text) RETURNS double precision
+    LANGUAGE plpgsql STABLE SET timezone = 'UTC' AS $$
+DECLARE
+    seconds double precision;
+BEGIN
+    IF value IS NULL THEN
+        RETURN NULL;
+    ELSIF value ~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$' THEN
+        seconds := value::float8;
+    ELSE
+        seconds := extract(epoch FROM value::timestamptz);
+    END IF;
+    IF seconds IN ('Infinity', '-Infinity', 'NaN') THEN
+        RETURN NULL;
+    END IF;
+    RETURN seconds;
+EXCEPTION WHEN data_exception OR syntax_error THEN
+    RETURN NULL;  -- not a time
+END $$;
+CREATE OR REPLACE FUNCTION queue_times() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    now_s double precision := extract(epoch FROM now())::float8;
+    due double precision := queue_epoch(NEW.available_at);
+BEGIN
+    IF due IS NULL AND NEW.available_at IS NOT NULL THEN
+        NEW.failed_at := now_s;
+        NEW.attempts := greatest(NEW.attempts, 1);
+        NEW.exception := 'InvalidPayload: available_at ' || quote_literal(NEW.available_at)
+                         || ' is not a time (unix seconds, ''Y-m-d H:i:s'' or ISO 8601 UTC)';
+    END IF;
+    NEW.available_at := coalesce(due, now_s)::text;
+    NEW.created_at := coalesce(queue_epoch(NEW.created_at), now_s)::text;
+    NEW.updated_at := queue_epoch(NEW.updated_at)::text;
+    RETURN NEW;
+END $$;
+-- a column named by a trigger cannot change type: the wake-up trigger steps aside
+DROP TRIGGER IF EXISTS queue_notify_update ON queue;
+DROP TRIGGER IF EXISTS queue_times ON queue;
+ALTER TABLE queue
+    ALTER COLUMN available_at DROP DEFAULT, ALTER COLUMN created_at DROP DEFAULT,
+    ALTER COLUMN available_at TYPE text USING available_at::text,
+    ALTER COLUMN created_at TYPE text USING created_at::text,
+    ALTER COLUMN updated_at TYPE text USING updated_at::text,
+    ALTER COLUMN available_at SET DEFAULT extract(epoch FROM now())::float8::text,
+    ALTER COLUMN created_at SET DEFAULT extract(epoch FROM now())::float8::text;
+CREATE TRIGGER queue_notify_update
+    AFTER UPDATE OF reserved_at, failed_at, available_at, queue ON queue
+    FOR EACH ROW WHEN (NEW.reserved_at IS NULL AND NEW.failed_at IS NULL)
+    EXECUTE FUNCTION queue_notify_update();
+-- cheap for chappyd's own writes (already unix seconds): the WHEN is checked without
+-- calling the function
+-- Not on UPDATE OF updated_at: every claim sets it, and nothing reads it back
+-- (measured: the WHEN alone cost a claim 5 us of server CPU per row).
+CREATE TRIGGER queue_times
+    BEFORE INSERT OR UPDATE OF available_at, created_at ON queue
+    FOR EACH ROW WHEN (NEW.available_at IS NULL OR NEW.available_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'
+                       OR NEW.created_at IS NULL OR NEW.created_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'
+                       OR NEW.updated_at !~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$')
+    EXECUTE FUNCTION queue_times();
+-- under a new name, so that the whole printed schema stays idempotent (migration 1
+-- makes queue_waiting again when applied twice, this drops it again)
+DROP INDEX IF EXISTS queue_waiting;
+CREATE INDEX IF NOT EXISTS queue_waiting_at ON queue (queue, (available_at::float8), id)
+    WHERE reserved_at IS NULL AND failed_at IS NULL;
+CREATE OR REPLACE FUNCTION queue_notify_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('chappyd', due::text || ' ' || queue)
+       FROM (SELECT queue, min(available_at::float8) AS due FROM queue_inserted
+              GROUP BY queue) AS s;
+    RETURN NULL;
+END $$;
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS queue_migrations (
     version    integer PRIMARY KEY,
@@ -142,12 +275,12 @@ WITH wanted AS (
 ), picked AS (
     SELECT c.id, wanted.rank, c.available_at
       FROM wanted CROSS JOIN LATERAL (
-               SELECT q.id, q.available_at
+               SELECT q.id, q.available_at::float8 AS available_at
                  FROM queue q
                 WHERE q.queue = wanted.queue
                   AND q.reserved_at IS NULL AND q.failed_at IS NULL
-                  AND q.available_at <= extract(epoch FROM now())::float8
-                ORDER BY q.available_at, q.id
+                  AND q.available_at::float8 <= extract(epoch FROM now())::float8
+                ORDER BY q.available_at::float8, q.id
                 LIMIT $4
                   FOR UPDATE SKIP LOCKED) AS c
      ORDER BY wanted.rank, c.available_at, c.id
@@ -166,7 +299,7 @@ WITH wanted AS (
      -- server CPU per job, a drain 8x slower, until the next ANALYZE)
      WHERE queue.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING queue.id, queue.queue, queue.payload, queue.attempts, queue.token,
-              queue.reserved_at, queue.available_at
+              queue.reserved_at, queue.available_at::float8 AS available_at
 )
 SELECT json_agg(json_build_array(c.id, c.queue, c.payload, c.attempts, c.token,
                                  c.reserved_at)
@@ -179,9 +312,9 @@ SELECT json_agg(json_build_array(c.id, c.queue, c.payload, c.attempts, c.token,
 SELECT min(d.available_at), extract(epoch FROM now())::float8
   FROM unnest(%(queues)s::text[]) AS w(queue)
   LEFT JOIN LATERAL (
-       SELECT q.available_at FROM queue q
+       SELECT q.available_at::float8 AS available_at FROM queue q
         WHERE q.queue = w.queue AND q.reserved_at IS NULL AND q.failed_at IS NULL
-        ORDER BY q.available_at
+        ORDER BY q.available_at::float8
         LIMIT 1) AS d ON true
  WHERE NOT EXISTS (SELECT 1 FROM queue_paused p WHERE p.queue = w.queue)
 
@@ -287,13 +420,14 @@ SELECT queue FROM queue_paused
 WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
 SELECT queue,
        count(*) FILTER (WHERE reserved_at IS NULL AND failed_at IS NULL
-                          AND available_at <= t.now),
+                          AND available_at::float8 <= t.now),
        count(*) FILTER (WHERE reserved_at IS NULL AND failed_at IS NULL
-                          AND available_at > t.now),
+                          AND available_at::float8 > t.now),
        count(*) FILTER (WHERE reserved_at IS NOT NULL),
        count(*) FILTER (WHERE failed_at IS NOT NULL),
-       t.now - min(available_at) FILTER (WHERE reserved_at IS NULL AND failed_at IS NULL
-                                           AND available_at <= t.now)
+       t.now - min(available_at::float8) FILTER (WHERE reserved_at IS NULL
+                                                   AND failed_at IS NULL
+                                                   AND available_at::float8 <= t.now)
   FROM queue, t
  GROUP BY queue, t.now
  ORDER BY queue
@@ -303,15 +437,15 @@ WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
 SELECT id, queue, payload, attempts,
        CASE WHEN failed_at IS NOT NULL THEN 'failed'
             WHEN reserved_at IS NOT NULL THEN 'reserved'
-            WHEN available_at > t.now THEN 'delayed'
+            WHEN available_at::float8 > t.now THEN 'delayed'
             ELSE 'ready' END,
-       available_at, reserved_at, failed_at, exception, created_at
+       available_at::float8, reserved_at, failed_at, exception, created_at::float8
   FROM queue, t
  WHERE id = %(id)s
 
 -- name: failed
 SELECT id, queue, payload, attempts, 'failed',
-       available_at, reserved_at, failed_at, exception, created_at
+       available_at::float8, reserved_at, failed_at, exception, created_at::float8
   FROM queue
  WHERE failed_at IS NOT NULL AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
  ORDER BY failed_at DESC, id DESC

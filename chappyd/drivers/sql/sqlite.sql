@@ -1,5 +1,6 @@
 -- Queries of the SQLite driver. Times are unix seconds (REAL); :now is passed in so
--- that one clock decides. A plain INSERT INTO queue (queue, payload) is enough to
+-- that one clock decides. Time strings a producer writes ('Y-m-d H:i:s', ISO 8601)
+-- become unix seconds as the row comes in (migration_2's triggers). A plain INSERT INTO queue (queue, payload) is enough to
 -- enqueue: every other column is nullable or has a default (DESIGN §6).
 
 -- name: schema
@@ -40,6 +41,88 @@ CREATE TABLE IF NOT EXISTS queue_paused (
     queue     TEXT PRIMARY KEY,
     paused_at REAL NOT NULL
 );
+
+-- name: migration_2
+-- chappyd 2: times written as strings. Chappy.php's producer writes available_at,
+-- created_at and updated_at as UTC 'Y-m-d H:i:s' strings; SQLite stores such text as
+-- it is, and a claim would then compare text with numbers (and wait() subtract them).
+-- These triggers turn every time string into unix seconds as the row comes in; a
+-- string that is no time fails the job at once (InvalidPayload), so that no worker
+-- ever reads it. The UPDATE converts rows stored before the triggers existed.
+CREATE TRIGGER IF NOT EXISTS queue_times_insert AFTER INSERT ON queue
+WHEN typeof(NEW.available_at) = 'text' OR typeof(NEW.reserved_at) = 'text' OR typeof(NEW.failed_at) = 'text' OR typeof(NEW.created_at) = 'text' OR typeof(NEW.updated_at) = 'text'
+BEGIN
+    UPDATE queue
+       SET available_at = coalesce(CASE WHEN typeof(NEW.available_at) = 'text' THEN round((julianday(NEW.available_at) - 2440587.5) * 86400.0, 3) ELSE NEW.available_at END, ((julianday('now') - 2440587.5) * 86400.0)),
+           reserved_at  = CASE WHEN typeof(NEW.reserved_at) = 'text' THEN round((julianday(NEW.reserved_at) - 2440587.5) * 86400.0, 3) ELSE NEW.reserved_at END,
+           failed_at    = CASE WHEN (typeof(NEW.available_at) = 'text' AND julianday(NEW.available_at) IS NULL) THEN ((julianday('now') - 2440587.5) * 86400.0) ELSE CASE WHEN typeof(NEW.failed_at) = 'text' THEN round((julianday(NEW.failed_at) - 2440587.5) * 86400.0, 3) ELSE NEW.failed_at END END,
+           exception    = CASE WHEN (typeof(NEW.available_at) = 'text' AND julianday(NEW.available_at) IS NULL)
+                               THEN 'InvalidPayload: available_at ' || quote(NEW.available_at)
+                                    || ' is not a time (unix seconds, ''Y-m-d H:i:s'' or ISO 8601 UTC)'
+                               ELSE NEW.exception END,
+           attempts     = CASE WHEN (typeof(NEW.available_at) = 'text' AND julianday(NEW.available_at) IS NULL) THEN max(NEW.attempts, 1) ELSE NEW.attempts END,
+           created_at   = coalesce(CASE WHEN typeof(NEW.created_at) = 'text' THEN round((julianday(NEW.created_at) - 2440587.5) * 86400.0, 3) ELSE NEW.created_at END, ((julianday('now') - 2440587.5) * 86400.0)),
+           updated_at   = CASE WHEN typeof(NEW.updated_at) = 'text' THEN round((julianday(NEW.updated_at) - 2440587.5) * 86400.0, 3) ELSE NEW.updated_at END
+     WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS queue_times_update
+AFTER UPDATE OF available_at, reserved_at, failed_at, created_at, updated_at ON queue
+WHEN typeof(NEW.available_at) = 'text' OR typeof(NEW.reserved_at) = 'text' OR typeof(NEW.failed_at) = 'text' OR typeof(NEW.created_at) = 'text' OR typeof(NEW.updated_at) = 'text'
+BEGIN
+    UPDATE queue
+       SET available_at = coalesce(CASE WHEN typeof(NEW.available_at) = 'text' THEN round((julianday(NEW.available_at) - 2440587.5) * 86400.0, 3) ELSE NEW.available_at END, ((julianday('now') - 2440587.5) * 86400.0)),
+           reserved_at  = CASE WHEN typeof(NEW.reserved_at) = 'text' THEN round((julianday(NEW.reserved_at) - 2440587.5) * 86400.0, 3) ELSE NEW.reserved_at END,
+           failed_at    = CASE WHEN (typeof(NEW.available_at) = 'text' AND julianday(NEW.available_at) IS NULL) THEN ((julianday('now') - 2440587.5) * 86400.0) ELSE CASE WHEN typeof(NEW.failed_at) = 'text' THEN round((julianday(NEW.failed_at) - 2440587.5) * 86400.0, 3) ELSE NEW.failed_at END END,
+           exception    = CASE WHEN (typeof(NEW.available_at) = 'text' AND julianday(NEW.available_at) IS NULL)
+                               THEN 'InvalidPayload: available_at ' || quote(NEW.available_at)
+                                    || ' is not a time (unix seconds, ''Y-m-d H:i:s'' or ISO 8601 UTC)'
+                               ELSE NEW.exception END,
+           attempts     = CASE WHEN (typeof(NEW.available_at) = 'text' AND julianday(NEW.available_at) IS NULL) THEN max(NEW.attempts, 1) ELSE NEW.attempts END,
+           created_at   = coalesce(CASE WHEN typeof(NEW.created_at) = 'text' THEN round((julianday(NEW.created_at) - 2440587.5) * 86400.0, 3) ELSE NEW.created_at END, ((julianday('now') - 2440587.5) * 86400.0)),
+           updated_at   = CASE WHEN typeof(NEW.updated_at) = 'text' THEN round((julianday(NEW.updated_at) - 2440587.5) * 86400.0, 3) ELSE NEW.updated_at END
+     WHERE id = NEW.id;
+END;
+UPDATE queue
+   SET available_at = coalesce(CASE WHEN typeof(available_at) = 'text' THEN round((julianday(available_at) - 2440587.5) * 86400.0, 3) ELSE available_at END, ((julianday('now') - 2440587.5) * 86400.0)),
+           reserved_at  = CASE WHEN typeof(reserved_at) = 'text' THEN round((julianday(reserved_at) - 2440587.5) * 86400.0, 3) ELSE reserved_at END,
+           failed_at    = CASE WHEN (typeof(available_at) = 'text' AND julianday(available_at) IS NULL) THEN ((julianday('now') - 2440587.5) * 86400.0) ELSE CASE WHEN typeof(failed_at) = 'text' THEN round((julianday(failed_at) - 2440587.5) * 86400.0, 3) ELSE failed_at END END,
+           exception    = CASE WHEN (typeof(available_at) = 'text' AND julianday(available_at) IS NULL)
+                               THEN 'InvalidPayload: available_at ' || quote(available_at)
+                                    || ' is not a time (unix seconds, ''Y-m-d H:i:s'' or ISO 8601 UTC)'
+                               ELSE exception END,
+           attempts     = CASE WHEN (typeof(available_at) = 'text' AND julianday(available_at) IS NULL) THEN max(attempts, 1) ELSE attempts END,
+           created_at   = coalesce(CASE WHEN typeof(created_at) = 'text' THEN round((julianday(created_at) - 2440587.5) * 86400.0, 3) ELSE created_at END, ((julianday('now') - 2440587.5) * 86400.0)),
+           updated_at   = CASE WHEN typeof(updated_at) = 'text' THEN round((julianday(updated_at) - 2440587.5) * 86400.0, 3) ELSE updated_at END
+ WHERE typeof(available_at) = 'text' OR typeof(reserved_at) = 'text' OR typeof(failed_at) = 'text' OR typeof(created_at) = 'text' OR typeof(updated_at) = 'text';
+PRAGMA user_version = 2;
+
+-- name: is_chappy_php_table
+-- A queue table without chappyd's lease columns: Chappy.php's own migration made it.
+SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue')
+   AND NOT EXISTS (SELECT 1 FROM pragma_table_info('queue') WHERE name = 'owner')
+
+-- name: adopt_chappy_php
+-- Take over Chappy.php's queue table: SQLite cannot change a column's type or default,
+-- so the table is rebuilt as chappyd's (see schema) with every row and id kept, in the
+-- caller's transaction. Rows its stopped worker held become waiting again with their
+-- attempts; failed rows stay failed with their exception; times become unix seconds
+-- (migration_2's UPDATE, which runs next).
+ALTER TABLE queue RENAME TO queue_chappy_php;
+
+-- name: adopt_chappy_php_copy
+INSERT INTO queue (id, queue, payload, attempts, available_at, reserved_at, failed_at,
+                   exception, created_at, updated_at)
+SELECT id, coalesce(queue, 'default'), coalesce(payload, ''), coalesce(attempts, 0),
+       coalesce(available_at, created_at, ((julianday('now') - 2440587.5) * 86400.0)), NULL, failed_at, exception,
+       coalesce(created_at, ((julianday('now') - 2440587.5) * 86400.0)), updated_at
+  FROM queue_chappy_php ORDER BY id;
+DROP TABLE queue_chappy_php;
+
+-- name: adopted_counts
+SELECT count(*) FILTER (WHERE failed_at IS NULL AND available_at <= :now),
+       count(*) FILTER (WHERE failed_at IS NULL AND available_at > :now),
+       count(*) FILTER (WHERE failed_at IS NOT NULL)
+  FROM queue
 
 -- name: insert
 INSERT INTO queue (queue, payload, available_at, created_at, updated_at)
