@@ -7,7 +7,7 @@ import time
 
 from chappyd.drivers import redis as redis_driver
 from chappyd.drivers.base import NewJob
-from chappyd.drivers.redis import PREFETCH_MAX, PREFETCH_WINDOW_S
+from chappyd.drivers.redis.driver import PREFETCH_MAX, PREFETCH_WINDOW_S
 
 from ..drivers.helpers import OWNER, payload, stats_of
 

@@ -28,7 +28,7 @@ from chappyd.drivers.base import (
 from chappyd.drivers.sqlfile import load_queries
 from chappyd.errors import BackendUnavailable, SchemaMissing
 
-Q = load_queries("sqlite.sql")
+Q = load_queries(__package__, "schema.sql")
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001

@@ -3,7 +3,7 @@ workers with LISTEN/NOTIFY, one statement per state transition.
 
 Each statement runs in autocommit, so every transition is one atomic round trip and a
 process killed between two calls leaves nothing half-done. The SQL lives in
-sql/postgres.sql; the connection's life (reconnects, errors, fork) in postgres_session.
+schema.sql beside it; the connection's life (reconnects, errors, fork) in session.py.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from chappyd.drivers.base import (
     WorkerInfo,
     listed_queues,
 )
-from chappyd.drivers.postgres_session import CHANNEL, PgSession
+from chappyd.drivers.postgres.session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
 
-Q = load_queries("postgres.sql")
+Q = load_queries(__package__, "schema.sql")
 MIGRATIONS: list[tuple[int, str]] = sorted(
     (int(name.removeprefix("migration_")), sql)
     for name, sql in Q.items() if re.fullmatch(r"migration_\d+", name)

@@ -17,8 +17,8 @@ from chappyd.drivers.base import (
     QueueStats,
     WorkerInfo,
 )
-from chappyd.drivers.redis_conn import RedisConnection
-from chappyd.drivers.redis_scripts import Call, script
+from chappyd.drivers.redis.conn import RedisConnection
+from chappyd.drivers.redis.scripts import Call, script
 
 #: Bulk deletes and revivals go in batches, so no script blocks Redis for long.
 ADMIN_BATCH = 1000
