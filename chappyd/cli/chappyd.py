@@ -200,7 +200,7 @@ def refuse_never_working_backend(settings: Settings) -> None:
     (BackendUnusable, exit 78)."""
     if settings.backend != "sqlite":
         return
-    from chappyd.drivers.sqlite_open import header_problem, unusable_reason
+    from chappyd.drivers.sqlite.opening import header_problem, unusable_reason
 
     path = settings.sqlite_path()
     reason = unusable_reason(path, writable=True) or header_problem(path)

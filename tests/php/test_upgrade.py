@@ -10,10 +10,10 @@ from pathlib import Path
 
 import psycopg
 
-from chappyd.drivers.postgres import MIGRATIONS
-from chappyd.drivers.postgres import Q as PG
-from chappyd.drivers.sqlite import Q as SQLITE
+from chappyd.drivers.postgres.driver import MIGRATIONS
+from chappyd.drivers.postgres.driver import Q as PG
 from chappyd.drivers.sqlite import SqliteDriver
+from chappyd.drivers.sqlite.driver import Q as SQLITE
 from tests.conftest import settings_for
 from tests.pg.helpers import pg_driver
 
