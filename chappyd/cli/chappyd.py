@@ -1,4 +1,4 @@
-"""`chappyd`: the daemon's entry point (DESIGN §5)."""
+"""`chappyd`: the daemon's entry point (docs/design.md §6)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: a prefetched job waits at most about PREFETCH_WINDOW_S behind its batch-mates, so
 #: slow jobs are reserved one at a time and never sit behind each other while another
 #: worker idles (Celery's prefetch problem), and no-op-fast ones go PREFETCH_MAX at once.
-#: (drain bench, docs/readme/redis.md: 1 -> 3.0k jobs/s, 4 -> 6.0k, 8 -> 5.5k, 32 -> 5.4k)
+#: (drain bench, docs/backends/redis.md: 1 -> 3.0k jobs/s, 4 -> 6.0k, 8 -> 5.5k, 32 -> 5.4k)
 PREFETCH_START = 4
 PREFETCH_MAX = 16
 PREFETCH_WINDOW_S = 0.005
