@@ -1,7 +1,8 @@
 -- Queries of the SQLite driver. Times are unix seconds (REAL); :now is passed in so
 -- that one clock decides. Time strings a producer writes ('Y-m-d H:i:s', ISO 8601)
--- become unix seconds as the row comes in (migration_2's triggers). A plain INSERT INTO queue (queue, payload) is enough to
--- enqueue: every other column is nullable or has a default (DESIGN §6).
+-- become unix seconds as the row comes in (migration_2's triggers). A plain
+-- INSERT INTO queue (queue, payload) is enough to enqueue: every other column is
+-- nullable or has a default (docs/design.md §4).
 
 -- name: schema
 -- chappyd schema for SQLite (idempotent)
