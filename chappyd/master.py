@@ -292,11 +292,9 @@ class Master:
             reached = self.link.call(lambda d: (d.paused_queues(), True)[1])
         if not reached:
             return
-        warn = getattr(self.link.driver, "persistence_warning", None)
-        if callable(warn):
-            problem = self.link.call(lambda d: warn())
-            if problem:
-                log.warning("persistence_warning", problem=str(problem))
+        problem = self.link.call(lambda d: d.persistence_warning())
+        if problem:
+            log.warning("persistence_warning", problem=str(problem))
         self.state = State.RUNNING
 
     def _spawn(self, slot: int) -> None:

@@ -26,9 +26,9 @@
 #   master    chappyd/master.py, the prefork master (DESIGN §5): READY=1 under
 #             Type=notify, reload by HUP, graceful drain on stop, a killed child's job
 #             re-run. Without it the unit runs with a drop-in Type=exec, WatchdogSec=0.
-#   redis     chappyd/drivers/redis.py: the 100-job scenario on Debian's redis-server
+#   redis     chappyd/drivers/redis/: the 100-job scenario on Debian's redis-server
 #             (without it, those steps run on the SQLite default instead).
-#   postgres  chappyd/drivers/postgres.py: 20 jobs on Debian's PostgreSQL 15.
+#   postgres  chappyd/drivers/postgres/: 20 jobs on Debian's PostgreSQL 15.
 #   manpages  man/chappyd.8 and man/chappyctl.1 (lintian no-manual-page; verify --man).
 : "${CHAPPY_DEB_PENDING=}"
 export CHAPPY_DEB_PENDING
@@ -88,8 +88,8 @@ say "testing $deb"
 listing=$(dpkg-deb -c "$deb")
 have_master=0 have_redis=0 have_postgres=0 have_manpages=0
 has_part master usr/lib/python3/dist-packages/chappyd/master.py && have_master=1
-has_part redis usr/lib/python3/dist-packages/chappyd/drivers/redis.py && have_redis=1
-has_part postgres usr/lib/python3/dist-packages/chappyd/drivers/postgres.py && have_postgres=1
+has_part redis usr/lib/python3/dist-packages/chappyd/drivers/redis/driver.py && have_redis=1
+has_part postgres usr/lib/python3/dist-packages/chappyd/drivers/postgres/driver.py && have_postgres=1
 has_part manpages usr/share/man/man8/chappyd.8.gz && have_manpages=1
 
 # ------------------------------------------------------------------ the container

@@ -108,6 +108,31 @@ def listed_queues(
 #: WORKER_STALE_S of silence (DESIGN §6).
 HEARTBEAT_INTERVAL_S = 5.0
 WORKER_STALE_S = 15.0
+#: A heartbeat silent this long is deleted by the next master's heartbeat: long after
+#: it left `status`, so that a master stopped for a while is still seen coming back.
+WORKER_PRUNE_S = 4 * WORKER_STALE_S
+
+
+def live_since(now: float) -> float:
+    """Heartbeats at or after this time count as live masters."""
+    return now - WORKER_STALE_S
+
+
+def prune_before(now: float) -> float:
+    """Heartbeats older than this are deleted."""
+    return now - WORKER_PRUNE_S
+
+
+def job_state(failed: bool, reserved: bool, available_at: float | None,
+              now: float) -> JobState:
+    """A stored job's state from its fields: the one rule every backend shows."""
+    if failed:
+        return JobState.FAILED
+    if reserved:
+        return JobState.RESERVED
+    if available_at is not None and available_at > now:
+        return JobState.DELAYED
+    return JobState.READY
 
 
 class Driver(Protocol):
@@ -124,6 +149,10 @@ class Driver(Protocol):
 
     def schema_sql(self) -> str:
         """The idempotent DDL (`chappyctl queue:migration`); '' when there is none."""
+
+    def persistence_warning(self) -> str | None:
+        """Why jobs may not survive a restart of the backend's server (Redis without
+        AOF, say), for the master to log at start; None when they do."""
 
     # -- producers ------------------------------------------------------------
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:

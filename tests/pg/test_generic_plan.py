@@ -16,7 +16,7 @@ from urllib.parse import quote
 import psycopg
 
 from chappyd.drivers.base import NewJob
-from chappyd.drivers.postgres import Q
+from chappyd.drivers.postgres.driver import Q
 
 from .helpers import pg_driver
 

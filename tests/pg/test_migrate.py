@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from chappyd.drivers.base import NewJob
-from chappyd.drivers.postgres import LATEST
+from chappyd.drivers.postgres.driver import LATEST
 from chappyd.errors import BackendUnavailable
 
 from .helpers import pg_driver

@@ -7,7 +7,7 @@ import time
 import psycopg
 
 from chappyd.drivers.base import NewJob
-from chappyd.drivers.postgres import TIDY_DEAD_ROWS
+from chappyd.drivers.postgres.driver import TIDY_DEAD_ROWS
 
 from .helpers import pg_driver, wait_until
 

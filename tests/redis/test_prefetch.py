@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from chappyd.drivers import redis as redis_driver
 from chappyd.drivers.base import NewJob
-from chappyd.drivers.redis import PREFETCH_MAX, PREFETCH_WINDOW_S
+from chappyd.drivers.redis import driver as redis_driver
+from chappyd.drivers.redis.driver import PREFETCH_MAX, PREFETCH_WINDOW_S
 
 from ..drivers.helpers import OWNER, payload, stats_of
 

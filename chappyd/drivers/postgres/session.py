@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from chappyd.errors import BackendUnavailable, SchemaMissing
 
-#: The channel every notification of chappyd goes to (see postgres.sql's triggers).
+#: The channel every notification of chappyd goes to (see schema.sql's triggers).
 CHANNEL = "chappyd"
 #: libpq waits for the TCP timeout (minutes) by default; chappyctl must fail within 10 s.
 CONNECT_TIMEOUT_S = 5

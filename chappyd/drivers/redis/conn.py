@@ -14,8 +14,8 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
-from chappyd.drivers.redis_keys import KeyLayout
-from chappyd.drivers.redis_scripts import Call, run, run_many
+from chappyd.drivers.redis.keys import KeyLayout
+from chappyd.drivers.redis.scripts import Call, run, run_many
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ workers with LISTEN/NOTIFY, one statement per state transition.
 
 Each statement runs in autocommit, so every transition is one atomic round trip and a
 process killed between two calls leaves nothing half-done. The SQL lives in
-sql/postgres.sql; the connection's life (reconnects, errors, fork) in postgres_session.
+schema.sql beside it; the connection's life (reconnects, errors, fork) in session.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import psycopg
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
-    WORKER_STALE_S,
     JobRecord,
     JobState,
     NewJob,
@@ -25,11 +24,13 @@ from chappyd.drivers.base import (
     Reservation,
     WorkerInfo,
     listed_queues,
+    live_since,
+    prune_before,
 )
-from chappyd.drivers.postgres_session import CHANNEL, PgSession
+from chappyd.drivers.postgres.session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
 
-Q = load_queries("postgres.sql")
+Q = load_queries(__package__, "schema.sql")
 MIGRATIONS: list[tuple[int, str]] = sorted(
     (int(name.removeprefix("migration_")), sql)
     for name, sql in Q.items() if re.fullmatch(r"migration_\d+", name)
@@ -62,6 +63,9 @@ class PostgresDriver:
             settings.database_url, self.description,
             on_connect=self._migrate_on if settings.auto_migrate else None,
         )
+
+    def persistence_warning(self) -> str | None:
+        return None  # every committed job is on disk
 
     def close(self) -> None:
         self._session.close()
@@ -266,7 +270,7 @@ class PostgresDriver:
                 "workers": info.workers, "busy": info.busy, "jobs_done": info.jobs_done,
                 "started_at": info.started_at, "last_seen": info.last_seen,
             })
-            conn.execute(Q["prune_workers"], {"since": time.time() - 4 * WORKER_STALE_S})
+            conn.execute(Q["prune_workers"], {"since": prune_before(time.time())})
 
     def remove_worker(self, host: str, pid: int) -> None:
         with self._session.use() as conn:
@@ -274,7 +278,7 @@ class PostgresDriver:
 
     def workers(self) -> list[WorkerInfo]:
         with self._session.use() as conn:
-            rows = conn.execute(Q["workers"], {"since": time.time() - WORKER_STALE_S})
+            rows = conn.execute(Q["workers"], {"since": live_since(time.time())})
             return [
                 WorkerInfo(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6], r[7])
                 for r in rows

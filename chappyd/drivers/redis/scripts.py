@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis driver: loaded from drivers/lua/*.lua once, run by
+"""The Lua scripts of the Redis driver: loaded from lua/*.lua beside this module once, run by
 EVALSHA, and loaded again when the server answers NOSCRIPT (after a restart or a
 SCRIPT FLUSH). A NOSCRIPT reply means the script did not run, so running it again
 after the load is exact, also inside a pipeline.
@@ -37,7 +37,7 @@ class Call:
 
 @cache
 def script(name: str) -> Script:
-    source = resources.files("chappyd.drivers").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    source = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 

@@ -2,7 +2,7 @@
 
 A queue is a ready list, a delayed zset (by available_at), an in-flight zset (by lease
 deadline), a failed zset (by failed_at) and one hash per job; the layout is in
-redis_keys.py and each transition is one script in drivers/lua/. A job is never only in
+keys.py and each transition is one script in lua/. A job is never only in
 a worker's memory: idle workers block on a per-queue *wake* list that holds markers,
 never jobs, so a process killed at any instant loses nothing.
 """
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
 from chappyd.drivers.base import NewJob, Reservation
-from chappyd.drivers.redis_admin import RedisAdmin
-from chappyd.drivers.redis_conn import SOCKET_TIMEOUT_S
-from chappyd.drivers.redis_scripts import ALL_SCRIPTS, Call, run, run_after, script
+from chappyd.drivers.redis.admin import RedisAdmin
+from chappyd.drivers.redis.conn import SOCKET_TIMEOUT_S
+from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run, run_after, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:

@@ -17,19 +17,20 @@ from contextlib import contextmanager
 from chappyd.config import Settings
 from chappyd.drivers import sqlite_open
 from chappyd.drivers.base import (
-    WORKER_STALE_S,
     JobRecord,
-    JobState,
     NewJob,
     QueueStats,
     Reservation,
     WorkerInfo,
+    job_state,
     listed_queues,
+    live_since,
+    prune_before,
 )
 from chappyd.drivers.sqlfile import load_queries
 from chappyd.errors import BackendUnavailable, BackendUnusable, SchemaMissing
 
-Q = load_queries("sqlite.sql")
+Q = load_queries(__package__, "schema.sql")
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -114,6 +115,9 @@ class SqliteDriver:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def persistence_warning(self) -> str | None:
+        return None  # every committed job is on disk
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
@@ -239,7 +243,7 @@ class SqliteDriver:
                 "workers": info.workers, "busy": info.busy, "jobs_done": info.jobs_done,
                 "started_at": info.started_at, "last_seen": info.last_seen,
             })
-            conn.execute(Q["prune_workers"], {"since": time.time() - 4 * WORKER_STALE_S})
+            conn.execute(Q["prune_workers"], {"since": prune_before(time.time())})
 
     def remove_worker(self, host: str, pid: int) -> None:
         with self._guard() as conn:
@@ -247,7 +251,7 @@ class SqliteDriver:
 
     def workers(self) -> list[WorkerInfo]:
         with self._guard() as conn:
-            rows = conn.execute(Q["workers"], {"since": time.time() - WORKER_STALE_S})
+            rows = conn.execute(Q["workers"], {"since": live_since(time.time())})
             return [
                 WorkerInfo(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5], r[6], r[7])
                 for r in rows
@@ -314,14 +318,7 @@ def _decode_text(raw: bytes) -> str:
 
 def _record(row: tuple, now: float) -> JobRecord:
     job_id, queue, payload, attempts, available_at, reserved_at, failed_at, exc, created = row
-    if failed_at is not None:
-        state = JobState.FAILED
-    elif reserved_at is not None:
-        state = JobState.RESERVED
-    elif available_at > now:
-        state = JobState.DELAYED
-    else:
-        state = JobState.READY
+    state = job_state(failed_at is not None, reserved_at is not None, available_at, now)
     return JobRecord(str(job_id), queue, payload, attempts, state, available_at, reserved_at,
                      failed_at, exc, created)
 

@@ -11,14 +11,15 @@ import time
 from collections.abc import Sequence
 
 from chappyd.drivers.base import (
-    WORKER_STALE_S,
     JobRecord,
-    JobState,
     QueueStats,
     WorkerInfo,
+    job_state,
+    live_since,
+    prune_before,
 )
-from chappyd.drivers.redis_conn import RedisConnection
-from chappyd.drivers.redis_scripts import Call, script
+from chappyd.drivers.redis.conn import RedisConnection
+from chappyd.drivers.redis.scripts import Call, script
 
 #: Bulk deletes and revivals go in batches, so no script blocks Redis for long.
 ADMIN_BATCH = 1000
@@ -38,8 +39,9 @@ class RedisAdmin(RedisConnection):
             pipe.hset(workers, f"{info.host}:{info.pid}", entry)
             pipe.hgetall(workers)
             _, everyone = pipe.execute()
+            oldest = prune_before(time.time())
             gone = [field for field, text in everyone.items()
-                    if json.loads(text)["last_seen"] < time.time() - 4 * WORKER_STALE_S]
+                    if json.loads(text)["last_seen"] < oldest]
             if gone:
                 client.hdel(workers, *gone)
 
@@ -50,7 +52,7 @@ class RedisAdmin(RedisConnection):
     def workers(self) -> list[WorkerInfo]:
         with self.guard() as client:
             entries = client.hgetall(self.keys.globals.workers)
-        since = time.time() - WORKER_STALE_S
+        since = live_since(time.time())
         infos = []
         for text in entries.values():
             d = json.loads(text)
@@ -208,14 +210,7 @@ def _record(job_id: str, queue: str, h: dict[str, str], now: float) -> JobRecord
         return float(h[field]) if h.get(field) else None
 
     available_at = when("available_at")
-    if h.get("failed_at"):
-        state = JobState.FAILED
-    elif h.get("token"):
-        state = JobState.RESERVED
-    elif available_at is not None and available_at > now:
-        state = JobState.DELAYED
-    else:
-        state = JobState.READY
+    state = job_state(bool(h.get("failed_at")), bool(h.get("token")), available_at, now)
     return JobRecord(job_id, queue, h.get("payload", ""), int(h.get("attempts") or 0), state,
                      available_at, when("reserved_at"), when("failed_at"),
                      h.get("exception"), when("created_at"))
