@@ -1,9 +1,9 @@
-"""An adapter for the shared peer harness (/work/shared/peer-bench): chappyd on Redis
+"""An adapter for the peer harness (kept outside this repository): chappyd on Redis
 with N worker *processes*, each `chappyd --queue=bench` running the Worker loop, until
 the prefork master lands (then qbench.peer_chappyd:ChappydRedisPeer is the one to use).
 
-PYTHONPATH=/work/wt/redis/bench peers.py --adapter \
-    peer_chappyd_procs:ChappydRedisProcs@/work/wt/redis/.venv/bin/python
+PYTHONPATH=bench peers.py --adapter \
+    peer_chappyd_procs:ChappydRedisProcs@.venv/bin/python
 """
 
 from __future__ import annotations

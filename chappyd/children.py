@@ -45,7 +45,7 @@ class ChildProc:
 
 def settlement_for(child: ChildProc, status: int) -> Settlement:
     """What to do with the jobs of `child`, dead with wait status `status`: the job it
-    was running is a failed attempt (DESIGN §3.4), the rest go back refunded."""
+    was running is a failed attempt (docs/design.md §3.4), the rest go back refunded."""
     if child.doom is Doom.STOP:
         return Settlement(child.owner, Settle.REFUND)
     job = child.job

@@ -1,4 +1,4 @@
-"""The master's signal inbox: handlers only record, the loop acts (DESIGN §5).
+"""The master's signal inbox: handlers only record, the loop acts (docs/design.md §6).
 
 A handler appends the signal number to a queue and returns: no logging, no I/O, no
 locks in signal context (gunicorn's SIGCHLD handler once logged there and could

@@ -29,7 +29,7 @@ DEFAULT_BACKOFF_CAP_S = 300
 
 
 class Job:
-    """Subclass it and define ``handle()``; see DESIGN §2 for the contract.
+    """Subclass it and define ``handle()``; see docs/design.md §2 for the contract.
 
     Inside ``handle()``: ``self.data`` (the payload's data), ``self.job_id``,
     ``self.attempts`` (this attempt included) and ``self.payload`` (the whole payload).

@@ -1,5 +1,5 @@
 """The master's way to the backend: a driver opened lazily, closed before every
-fork(), and tolerant of outages (DESIGN §3, §6).
+fork(), and tolerant of outages (docs/design.md §3, §4).
 
 An outage is logged once, calls are retried with backoff, and nothing raises: the
 master keeps supervising while the backend is away.

@@ -126,7 +126,7 @@ class Master:
         if options.max_jobs is not None:
             import multiprocessing
 
-            # shared with every child: exactly N reservations in total (DESIGN §6)
+            # shared with every child: exactly N reservations in total (docs/design.md §7)
             self.budget = multiprocessing.get_context("fork").Semaphore(options.max_jobs)
 
     # -- the loop ----------------------------------------------------------------------
@@ -285,7 +285,7 @@ class Master:
 
     def _start(self) -> None:
         """Reach the backend (creating the schema) before the first fork; a backend
-        that is down is waited for, not a configuration error (DESIGN §4)."""
+        that is down is waited for, not a configuration error (docs/design.md §5)."""
         if self.settings.auto_migrate:
             reached = self.link.call(lambda d: (d.migrate(), True)[1])
         else:

@@ -1,4 +1,4 @@
-"""What happens to the jobs of a child that is gone (DESIGN §3, §6).
+"""What happens to the jobs of a child that is gone (docs/design.md §3, §7).
 
 The master reaps a child, then settles what that child still holds, through the
 driver alone: the job it was running is a failed attempt (backoff, or failed when

@@ -47,6 +47,6 @@ def watchdog_interval_s() -> float | None:
 
 
 def forget_notify_socket() -> None:
-    """In a child: the notify socket belongs to the master alone (DESIGN §5)."""
+    """In a child: the notify socket belongs to the master alone (docs/design.md §6)."""
     for name in NOTIFY_VARIABLES:
         os.environ.pop(name, None)

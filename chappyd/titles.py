@@ -1,4 +1,4 @@
-"""Process titles, as `ps` and `top` show them (DESIGN §5).
+"""Process titles, as `ps` and `top` show them (docs/design.md §6).
 
 `chappyd: master [emails] 4 workers`, `chappyd: worker 2 [high,default] idle`,
 `chappyd: worker 2 [high,default] running app.jobs.SendWelcomeEmail#1234`.

@@ -23,7 +23,7 @@
 # reported as PENDING (loudly, and in the closing summary) instead of failing; once the
 # part is in the package its steps run whatever this says. Empty (the default, since every
 # part is on main) requires everything.
-#   master    chappyd/master.py, the prefork master (DESIGN §5): READY=1 under
+#   master    chappyd/master.py, the prefork master (docs/design.md §6): READY=1 under
 #             Type=notify, reload by HUP, graceful drain on stop, a killed child's job
 #             re-run. Without it the unit runs with a drop-in Type=exec, WatchdogSec=0.
 #   redis     chappyd/drivers/redis/: the 100-job scenario on Debian's redis-server

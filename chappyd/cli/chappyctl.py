@@ -1,4 +1,4 @@
-"""`chappyctl`: push, inspect and repair queues (DESIGN §5).
+"""`chappyctl`: push, inspect and repair queues (docs/design.md §6).
 
 Two-stage parsing, as pip does: the global options and the command name first, then
 only that command's module is imported and parses the rest of the line.

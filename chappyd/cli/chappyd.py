@@ -1,4 +1,4 @@
-"""`chappyd`: the daemon's entry point."""
+"""`chappyd`: the daemon's entry point (docs/design.md §6)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A driver knows one backend and nothing of processes. Every state transition of a
 job is one atomic operation on the backend, so that a process killed between two
-calls never leaves a job only in its own memory (DESIGN §3).
+calls never leaves a job only in its own memory (docs/design.md §3, §4).
 
 Vocabulary (one word, one meaning):
 - owner: who holds a reservation, ``"<host>:<master pid>:<child pid>"``. The master
@@ -94,7 +94,7 @@ def listed_queues(
     counted: dict[str, QueueStats], paused: set[str], workers: Sequence[WorkerInfo]
 ) -> list[QueueStats]:
     """`stats()`'s rows: the queues with jobs, plus paused queues and queues a live
-    worker serves (as empty rows), sorted by name (DESIGN §6)."""
+    worker serves (as empty rows), sorted by name (docs/design.md §7)."""
     rows = dict(counted)
     named = set(paused)
     for info in workers:
@@ -105,7 +105,7 @@ def listed_queues(
 
 
 #: Masters heartbeat every HEARTBEAT_INTERVAL_S and drop out of `status` after
-#: WORKER_STALE_S of silence (DESIGN §6).
+#: WORKER_STALE_S of silence (docs/design.md §7).
 HEARTBEAT_INTERVAL_S = 5.0
 WORKER_STALE_S = 15.0
 #: A heartbeat silent this long is deleted by the next master's heartbeat: long after
@@ -195,7 +195,7 @@ class Driver(Protocol):
 
     def release_owner(self, owner: str) -> int:
         """Give back at once, attempts refunded, every job `owner` holds: a stop
-        must not burn attempts (DESIGN §3.5). One round trip."""
+        must not burn attempts (docs/design.md §3.5). One round trip."""
 
     def expire_leases(self) -> int:
         """Return to ready every job whose lease ran out (its host or master vanished),

@@ -14,7 +14,7 @@ import pytest
 from .ctl_helpers import ctl, failed, push, snapshot
 
 PASSWORD = "s3cr3t-pw"
-#: DESIGN §6: with the backend down, chappyctl answers within 10 s.
+#: docs/design.md §7: with the backend down, chappyctl answers within 10 s.
 ANSWER_WITHIN_S = 10.0
 COMMANDS = [["status"], ["failed"], ["show", "1"], ["retry", "--all"], ["flush"],
             ["push", "app.jobs.X"], ["pause", "q"], ["clear", "q", "--yes"], ["migrate"]]

@@ -51,7 +51,7 @@ def test_a_schema_applied_by_hand_is_accepted_and_works(sql_env):
     result = ctl(env, "migrate")
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith("schema up to date: ")
-    # the seed's plain INSERT is enough to enqueue (DESIGN §6)
+    # the seed's plain INSERT is enough to enqueue (docs/design.md §4)
     apply_by_hand(env, "INSERT INTO queue (queue, payload) VALUES "
                        "('default', '{\"job\": \"app.jobs.X\", \"data\": {}}')")
     pushed = ctl(env, "push", "app.jobs.Y")

@@ -45,7 +45,7 @@ def test_json_lists_live_masters_with_iso_times(backend_env, driver):
         "pid": 4242, "queues": ["high", "default"], "workers": 4, "busy": 1, "jobs_done": 17}
     assert same_time(worker["started_at"], info.started_at)
     assert same_time(worker["last_seen"], info.last_seen)
-    # a live worker's queues are listed even without jobs (DESIGN §6)
+    # a live worker's queues are listed even without jobs (docs/design.md §7)
     assert {q["queue"] for q in document["queues"]} == {"high", "default", "other"}
 
 

@@ -25,7 +25,7 @@ def test_shipped_env_file_keeps_the_seed_lines() -> None:
 
 def test_shipped_env_file_sets_only_defaults(tmp_path: Path) -> None:
     empty = tmp_path / "empty.env"
-    empty.write_text("")  # an empty file is the same as none (DESIGN §4)
+    empty.write_text("")  # an empty file is the same as none (docs/design.md §5)
     shipped = load_settings(environ={}, config_path=str(ENV_FILE))
     defaults = load_settings(environ={}, config_path=str(empty))
     for option in OPTIONS:

@@ -78,7 +78,7 @@ def test_the_printed_schema_is_what_migrate_builds(postgres_server, empty_databa
     schema = pg_driver(_env(postgres_server, empty_database)).schema_sql()
     assert "IF NOT EXISTS" in schema
     postgres_server.psql(empty_database, schema)
-    postgres_server.psql(empty_database, schema)  # idempotent, as DESIGN §6 asks
+    postgres_server.psql(empty_database, schema)  # idempotent, as docs/design.md §7 asks
     assert _catalog(postgres_server, empty_database) == _catalog(postgres_server,
                                                                  postgres_database)
 

@@ -1,5 +1,5 @@
 """Bounding the first contact with a backend, so that a backend that is down or
-silent is reported within DESIGN §6's 10 s whatever the driver's own timeouts are.
+silent is reported within docs/design.md §7's 10 s whatever the driver's own timeouts are.
 
 The call runs in a daemon thread that the caller stops waiting for: a signal-based
 alarm cannot interrupt a call blocked in C (getaddrinfo, libpq, SQLite's busy wait),

@@ -1,6 +1,6 @@
 """How jobs and times look in chappyctl's output; the --json field names live here.
 
-Stable contract (DESIGN §6): ids are strings, `payload` is the decoded JSON object
+Stable contract (docs/design.md §7): ids are strings, `payload` is the decoded JSON object
 (the raw text when it is not one), times are ISO 8601 UTC, null when unset.
 """
 

@@ -213,7 +213,7 @@ UPDATE queue
  WHERE id = %(id)s AND token = %(token)s
 
 -- name: release
--- The attempt is refunded: a stop must not burn attempts (DESIGN §3.5).
+-- The attempt is refunded: a stop must not burn attempts (docs/design.md §3.5).
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        attempts = greatest(queue.attempts - 1, 0),

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 #: A command that gets no answer within this long fails (BackendUnavailable); blocking
 #: waits stay below it.
 SOCKET_TIMEOUT_S = 10.0
-#: chappyctl must report a backend that is down within 10 s (DESIGN §6).
+#: chappyctl must report a backend that is down within 10 s (docs/design.md §7).
 CONNECT_TIMEOUT_S = 5.0
 #: Reconnection backoff after consecutive failures: 0.1, 0.2, 0.4 ... at most 5 s.
 BACKOFF_FIRST_S = 0.1
@@ -124,7 +124,7 @@ class RedisConnection:
     @property
     def client(self) -> redis.Redis:
         if self._client is None or self._pid != os.getpid():
-            # a connection inherited over fork() must never be used (DESIGN §3); ids
+            # a connection inherited over fork() must never be used (docs/design.md §4); ids
             # of a block inherited over fork() would be handed out twice
             self._reset()
             import redis

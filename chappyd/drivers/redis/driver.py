@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #: slow jobs are reserved one at a time, and no-op-fast ones go PREFETCH_MAX at once. The
 #: first slow job of a batch still has its batch-mates behind it: the worker gives those
 #: back once it has run 100 ms (prefetch.py), so none waits while another worker idles.
-#: (drain bench, docs/readme/redis.md: 1 -> 3.0k jobs/s, 4 -> 6.0k, 8 -> 5.5k, 32 -> 5.4k)
+#: (drain bench, docs/backends/redis.md: 1 -> 3.0k jobs/s, 4 -> 6.0k, 8 -> 5.5k, 32 -> 5.4k)
 PREFETCH_START = 4
 PREFETCH_MAX = 16
 PREFETCH_WINDOW_S = 0.005

@@ -58,7 +58,7 @@ class SqliteDriver:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
-            # a connection inherited over fork() must never be used (DESIGN §3)
+            # a connection inherited over fork() must never be used (docs/design.md §4)
             self._conn = self._connect()
             self._pid = os.getpid()
         return self._conn

@@ -1,6 +1,6 @@
 -- Queries of the SQLite driver. Times are unix seconds (REAL); :now is passed in so
 -- that one clock decides. A plain INSERT INTO queue (queue, payload) is enough to
--- enqueue: every other column is nullable or has a default (DESIGN §6).
+-- enqueue: every other column is nullable or has a default (docs/design.md §4).
 
 -- name: schema
 -- chappyd schema for SQLite (idempotent)
