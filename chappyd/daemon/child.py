@@ -24,12 +24,13 @@ from typing import Any, NoReturn, Protocol
 
 import structlog
 
-from chappyd import logs, systemd, titles
+from chappyd import logs
 from chappyd.config import Settings
+from chappyd.daemon import systemd, titles
+from chappyd.daemon.reports import MAX_NAME_CHARS, Kind, ReportWriter
 from chappyd.drivers import open_driver
 from chappyd.errors import BackendUnavailable, ExitStatus, Interrupt
 from chappyd.jobs import Registry
-from chappyd.reports import MAX_NAME_CHARS, Kind, ReportWriter
 from chappyd.worker import IDLE_WAIT_S, Outcome, Started, Worker, WorkerEvents
 
 log = structlog.get_logger("chappyd.child")

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chappyd.reclaim import Settle, Settlement
-from chappyd.reports import ReportReader
+from chappyd.daemon.reclaim import Settle, Settlement
+from chappyd.daemon.reports import ReportReader
 
 
 class Doom(StrEnum):

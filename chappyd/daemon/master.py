@@ -24,8 +24,10 @@ from enum import StrEnum
 
 import structlog
 
-from chappyd import logs, systemd, titles
-from chappyd.child import (
+from chappyd import logs
+from chappyd.config import Settings
+from chappyd.daemon import systemd, titles
+from chappyd.daemon.child import (
     CHILD_BOOT_ERROR,
     FORK_BLOCKED_SIGNALS,
     Budget,
@@ -34,15 +36,14 @@ from chappyd.child import (
     owner_of,
     run_child,
 )
-from chappyd.children import ChildProc, Doom, RunningJob, describe_status, settlement_for
-from chappyd.config import Settings
+from chappyd.daemon.children import ChildProc, Doom, RunningJob, describe_status, settlement_for
+from chappyd.daemon.inbox import SignalInbox
+from chappyd.daemon.link import BackendLink
+from chappyd.daemon.reclaim import Settlement, settle
+from chappyd.daemon.reports import Kind, Report, ReportReader, readable
 from chappyd.drivers.base import HEARTBEAT_INTERVAL_S, Driver, WorkerInfo
 from chappyd.errors import ChappyError, ExitStatus
-from chappyd.inbox import SignalInbox
 from chappyd.jobs import Registry
-from chappyd.link import BackendLink
-from chappyd.reclaim import Settlement, settle
-from chappyd.reports import Kind, Report, ReportReader, readable
 from chappyd.validate import MAX_WORKERS, fd_budget_problem
 
 log = structlog.get_logger("chappyd.master")
