@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,25 +16,18 @@ from typing import Any
 
 import structlog
 
+from chappyd.attempts import exceeded_error, fail_attempt, format_error, reserved_max_attempts
 from chappyd.config import Settings
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import BackendUnavailable, Interrupt, InvalidPayload, JobTimeout, UnknownJob
-from chappyd.jobs import (
-    Job,
-    Registry,
-    backoff_seconds,
-    decode_payload,
-    resolve_max_attempts,
-)
+from chappyd.jobs import Job, Registry
 from chappyd.prefetch import Prefetched
 
 log = structlog.get_logger("chappyd.worker")
 
 #: An idle worker re-checks its stop flag at least this often.
 IDLE_WAIT_S = 1.0
-#: `exception` keeps at most this much text; a 10 MB traceback helps nobody.
-MAX_ERROR_CHARS = 65_536
 
 
 class Outcome(StrEnum):
@@ -63,15 +55,6 @@ class WorkerEvents:
 
     def job_finished(self, started: Started, outcome: Outcome) -> None:
         pass
-
-
-def format_error(exc: BaseException, with_traceback: bool = True) -> str:
-    """`Class: message` then the traceback: what `exception` holds."""
-    head = f"{type(exc).__name__}: {exc}"
-    if not with_traceback:
-        return head[:MAX_ERROR_CHARS]
-    text = head + "\n" + "".join(traceback.format_exception(exc))
-    return text[:MAX_ERROR_CHARS]
 
 
 class Worker:
@@ -166,22 +149,18 @@ class Worker:
         bound = log.bind(job_id=reservation.id, queue=reservation.queue,
                          attempt=reservation.attempts)
         try:
-            payload = decode_payload(reservation.payload)
-            cls = self.registry.get(payload["job"])
+            job = self.registry.job_for(reservation)
         except (InvalidPayload, UnknownJob) as exc:
             # no retries: a payload does not become valid by waiting
             ok = self.driver.fail(reservation, format_error(exc, with_traceback=False))
             bound.error("job_rejected", error=str(exc), reason=type(exc).__name__)
             return Outcome.FAILED if ok else Outcome.STALE
 
-        job = cls(payload.get("data") or {})
-        job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
-        max_attempts = resolve_max_attempts(payload, cls, self.settings.max_attempts)
+        cls = type(job)
+        max_attempts = reserved_max_attempts(job, self.settings.max_attempts)
         bound = bound.bind(job=cls.name)
         if reservation.attempts > max_attempts:
-            error = (f"MaxAttemptsExceeded: attempt {reservation.attempts} of {max_attempts}; "
-                     "an earlier attempt ended without a result (its worker died or its "
-                     "lease expired)")
+            error = exceeded_error(reservation.attempts, max_attempts)
             ok = self.driver.fail(reservation, error)
             bound.error("job_failed", error=error)
             return Outcome.FAILED if ok else Outcome.STALE
@@ -225,29 +204,16 @@ class Worker:
         began: float,
     ) -> Outcome:
         duration = round(time.monotonic() - began, 6)
-        error = format_error(exc)
-        if reservation.attempts >= max_attempts:
-            if not self.driver.fail(reservation, error):
-                bound.warning("lease_lost", duration_s=duration, action="fail")
-                return Outcome.STALE
+        after = fail_attempt(self.driver, job, reservation, max_attempts, format_error(exc))
+        if not after.stored:
+            bound.warning("lease_lost", duration_s=duration, action=after.action)
+            return Outcome.STALE
+        if after.action == "fail":
             bound.error("job_failed", duration_s=duration, error=f"{type(exc).__name__}: {exc}")
             return Outcome.FAILED
-        delay_s = job_backoff_s(job, reservation.attempts)
-        if not self.driver.retry(reservation, time.time() + delay_s, error):
-            bound.warning("lease_lost", duration_s=duration, action="retry")
-            return Outcome.STALE
-        bound.warning("job_retry", duration_s=duration, retry_in_s=delay_s,
+        bound.warning("job_retry", duration_s=duration, retry_in_s=after.retry_in_s,
                       error=f"{type(exc).__name__}: {exc}")
         return Outcome.RETRIED
-
-
-def job_backoff_s(job: Job, attempts: int) -> float:
-    """The job's backoff after failed attempt `attempts`; 0 if backoff() itself fails."""
-    try:
-        return backoff_seconds(job.backoff(), attempts)
-    except Exception as exc:
-        log.error("backoff_failed", job=type(job).name, error=f"{type(exc).__name__}: {exc}")
-        return 0.0
 
 
 class _time_limit:

@@ -9,17 +9,16 @@ daemon itself stops a child, everything it holds goes back refunded.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
 
+from chappyd.attempts import fail_attempt, reserved_max_attempts
 from chappyd.config import Settings
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import ChappyError
-from chappyd.jobs import Registry, decode_payload, resolve_max_attempts
-from chappyd.worker import job_backoff_s
+from chappyd.jobs import Registry
 
 log = structlog.get_logger("chappyd.master")
 
@@ -66,21 +65,18 @@ def _failed_attempt(driver: Driver, registry: Registry, settings: Settings,
     bound = log.bind(job_id=reservation.id, queue=reservation.queue,
                      attempt=reservation.attempts, duration_s=item.duration_s)
     try:
-        payload = decode_payload(reservation.payload)
-        cls = registry.get(payload["job"])
+        job = registry.job_for(reservation)
     except ChappyError as exc:
         # it cannot have run: the worker would have rejected it (no retries)
         driver.fail(reservation, f"{item.error}\n{exc}")
         bound.error("job_failed", error=item.error)
         return
-    job = cls(payload.get("data") or {})
-    job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
-    bound = bound.bind(job=cls.name)
-    max_attempts = resolve_max_attempts(payload, cls, settings.max_attempts)
-    if reservation.attempts >= max_attempts:
-        if driver.fail(reservation, item.error):
-            bound.error("job_failed", error=item.error)
+    bound = bound.bind(job=type(job).name)
+    max_attempts = reserved_max_attempts(job, settings.max_attempts)
+    after = fail_attempt(driver, job, reservation, max_attempts, item.error)
+    if not after.stored:
         return
-    delay_s = job_backoff_s(job, reservation.attempts)
-    if driver.retry(reservation, time.time() + delay_s, item.error):
-        bound.warning("job_retry", retry_in_s=delay_s, error=item.error)
+    if after.action == "fail":
+        bound.error("job_failed", error=item.error)
+    else:
+        bound.warning("job_retry", retry_in_s=after.retry_in_s, error=item.error)

@@ -1,0 +1,57 @@
+"""Payload encode/decode: the seed's JSON object ``{"job", "data", "available_at",
+"max_attempts"}``; unknown keys survive a round trip.
+
+Used by the producer (manager.py), the worker and the master's reclaim alike, so it
+imports nothing of theirs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chappyd.errors import InvalidPayload
+
+#: json.dumps() with options builds a new encoder on every call
+#: allow_nan=False: NaN and Infinity are not JSON; no other producer could read them
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    return _encode(payload)
+
+
+def decode_payload(text: str | bytes) -> dict[str, Any]:
+    """Parse and check a payload; raises InvalidPayload with a one-line reason."""
+    try:
+        payload = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload is a JSON {type(payload).__name__}, not an object")
+    job = payload.get("job")
+    if not isinstance(job, str) or not job:
+        raise InvalidPayload('payload has no "job" name')
+    data = payload.get("data", {})
+    if data is None:
+        payload["data"] = {}
+    elif not isinstance(data, dict):
+        raise InvalidPayload(f'payload "data" is a JSON {type(data).__name__}, not an object')
+    return payload
+
+
+def payload_max_attempts(payload: dict[str, Any]) -> int | None:
+    """The payload's own max_attempts when it is a positive integer, else None."""
+    value = payload.get("max_attempts")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def payload_available_at(payload: dict[str, Any], now: float) -> float:
+    """When a payload says it becomes available (epoch seconds); `now` when it does
+    not say."""
+    value = payload.get("available_at")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return now
