@@ -9,8 +9,11 @@ daemon itself stops a child, everything it holds goes back refunded.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -19,6 +22,9 @@ from chappyd.config import Settings
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import ChappyError
 from chappyd.jobs import Registry
+
+if TYPE_CHECKING:
+    from chappyd.daemon.link import BackendLink
 
 log = structlog.get_logger("chappyd.master")
 
@@ -37,6 +43,39 @@ class Settlement:
     job_id: str | None = None
     error: str = ""
     duration_s: float | None = None
+
+
+class Settlements:
+    """Dead children's jobs waiting to be settled, in the order they died; kept (and
+    retried on a later turn) while the backend is down."""
+
+    def __init__(self) -> None:
+        self._items: deque[Settlement] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Settlement) -> None:
+        self._items.append(item)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def settle(self, link: BackendLink, registry: Registry, settings: Settings,
+               ended_attempt: Callable[[], None]) -> None:
+        """Settle what is pending, in order, until done or the backend is down;
+        `ended_attempt()` for each that ended a started attempt (--max counts it)."""
+        while self._items:
+            item = self._items[0]
+            result = link.call(lambda d, item=item: settle(d, registry, settings, item))
+            if result is None:
+                return  # backend down: retried on a later turn, in order
+            self._items.popleft()
+            if result:
+                ended_attempt()
 
 
 def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlement) -> bool:
