@@ -155,7 +155,7 @@ class Worker:
                     continue
                 try:
                     if outage is not None and outage.since is not None:
-                        self._recover(outage)
+                        self._recover(outage, outage.since)
                     turn = self.turn(stop_when_empty)
                 except BackendUnavailable as exc:
                     if outage is None:
@@ -212,14 +212,14 @@ class Worker:
         self.events.nap(outage.backoff_s)
         outage.backoff_s = min(outage.backoff_s * 2, OUTAGE_BACKOFF_S[1])
 
-    def _recover(self, outage: _Outage) -> None:
+    def _recover(self, outage: _Outage, since: float) -> None:
         """The first call after an outage: jobs whose outcome we could not record go
         back (refunded); raises BackendUnavailable while it is still down."""
         released = self.driver.release_owner(self.owner)
         # those included the jobs prefetched before the outage: running them now, on
         # tokens no longer theirs, would run them twice (found by the outage fault test)
         self.drop_prefetched()
-        log.info("backend_available", outage_s=round(time.monotonic() - outage.since, 3),
+        log.info("backend_available", outage_s=round(time.monotonic() - since, 3),
                  released=released)
         outage.since, outage.backoff_s = None, OUTAGE_BACKOFF_S[0]
 
