@@ -1,6 +1,6 @@
-"""One benchmark worker process: the Worker loop of chappyd/worker.py, run directly
-(as `chappyd --stop-when-empty` does in-process), with the driver's prefetch optionally
-overridden so that batch sizes can be compared.
+"""One benchmark worker process: Worker.run of chappyd/worker.py, the loop each of
+the daemon's children drives, run directly without the master, with the driver's
+prefetch optionally overridden so that batch sizes can be compared.
 
     python -m bench.worker [--prefetch N] [--stop-when-empty]
 """

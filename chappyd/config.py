@@ -19,8 +19,8 @@ from chappyd import validate as v
 from chappyd.errors import ConfigError
 from chappyd.validate import validate_queue_name
 
-__all__ = ["OPTIONS", "Settings", "load_settings", "parse_env_file", "redact_url",
-           "validate_queue_name"]
+__all__ = ["OPTIONS", "Settings", "configured_settings", "load_settings", "parse_env_file",
+           "redact_url", "validate_queue_name"]
 
 DEFAULT_CONFIG_PATH = "/etc/chappyd.env"
 # Where per-instance files live; an environment override exists so that tests and
@@ -269,6 +269,18 @@ def _holds_secret(values: Mapping[str, str]) -> bool:
 
 
 # ---------------------------------------------------------------- loading
+
+
+_process_settings: Settings | None = None
+
+
+def configured_settings() -> Settings:
+    """The process's settings, loaded once from the environment and /etc/chappyd.env
+    (for a producer that gives none: Job.max_attempts(), the default QueueManager)."""
+    global _process_settings
+    if _process_settings is None:
+        _process_settings = load_settings()
+    return _process_settings
 
 
 def load_settings(

@@ -1,14 +1,12 @@
-"""The Job base class, the registry of runnable jobs, and payload encode/decode.
+"""The Job base class and the registry of runnable jobs.
 
-A payload is the seed's JSON object ``{"job", "data", "available_at", "max_attempts"}``;
-unknown keys survive a round trip. A payload only ever selects a class that was
-registered from CHAPPY_JOBS: it never makes the worker import or call anything.
+A payload (payloads.py) only ever selects a class that was registered from
+CHAPPY_JOBS: it never makes the worker import or call anything.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pkgutil
 import time
@@ -17,12 +15,15 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chappyd.errors import ChappyError, ConfigError, InvalidPayload, UnknownJob
-from chappyd.times import BadTime, unix_seconds
+from chappyd.attempts import resolve_max_attempts
+from chappyd.config import configured_settings
+from chappyd.errors import ChappyError, ConfigError, UnknownJob
+from chappyd.payloads import decode_payload
 from chappyd.validate import check_job_class
 
 if TYPE_CHECKING:
     from chappyd.config import Settings
+    from chappyd.drivers.base import Reservation
     from chappyd.manager import QueueManager
 
 #: A backoff used when a job does not define one: 2, 4, 8 ... seconds, at most 5 minutes.
@@ -71,13 +72,9 @@ class Job:
         return self._delay
 
     def max_attempts(self) -> int:
-        if self._max_attempts is not None:
-            return self._max_attempts
-        if self.tries is not None:
-            return self.tries
-        from chappyd.manager import configured_max_attempts
-
-        return configured_max_attempts()
+        """The constructor's max_attempts, else `tries`, else MAX_ATTEMPTS (attempts.py)."""
+        return resolve_max_attempts(self._max_attempts, self.tries,
+                                    configured_settings().max_attempts)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -99,81 +96,10 @@ class Job:
         manager: QueueManager | None = None,
     ) -> str:
         """Push this job; returns its id. Uses the process's default QueueManager."""
-        from chappyd.manager import default_manager
+        from chappyd.manager import default_manager  # manager.py imports this module
 
         qm = manager or default_manager()
         return qm.dispatch(cls, data, queue=queue, delay=delay, max_attempts=max_attempts)
-
-
-def backoff_seconds(backoff: int | float | list[int | float], attempts: int) -> float:
-    """The delay after failed attempt number `attempts` (1-based)."""
-    if isinstance(backoff, list | tuple):
-        if not backoff:
-            return 0.0
-        return float(max(0, backoff[min(attempts, len(backoff)) - 1]))
-    return float(max(0, backoff))
-
-
-# ---------------------------------------------------------------- payloads
-
-
-#: json.dumps() with options builds a new encoder on every call
-#: allow_nan=False: NaN and Infinity are not JSON; no other producer could read them
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def encode_payload(payload: dict[str, Any]) -> str:
-    return _encode(payload)
-
-
-def decode_payload(text: str | bytes) -> dict[str, Any]:
-    """Parse and check a payload; raises InvalidPayload with a one-line reason."""
-    try:
-        payload = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise InvalidPayload(f"payload is a JSON {type(payload).__name__}, not an object")
-    job = payload.get("job")
-    if not isinstance(job, str) or not job:
-        raise InvalidPayload('payload has no "job" name')
-    data = payload.get("data", {})
-    if data is None:
-        payload["data"] = {}
-    elif not isinstance(data, dict):
-        raise InvalidPayload(f'payload "data" is a JSON {type(data).__name__}, not an object')
-    # a time that cannot be read is a bad payload now rather than a crash later;
-    # Chappy.php's `attempts` and `queued_at` are kept as they are and never used
-    if payload.get("available_at") is not None:
-        try:
-            unix_seconds(payload["available_at"])
-        except BadTime as exc:
-            raise InvalidPayload(f'payload "available_at": {exc}') from None
-    return payload
-
-
-def payload_max_attempts(payload: dict[str, Any]) -> int | None:
-    value = payload.get("max_attempts")
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
-
-
-def resolve_max_attempts(payload: dict[str, Any], cls: type[Job], default: int) -> int:
-    """The payload's max_attempts, else the class's `tries`, else the configured default
-    (the daemon's own settings, so that --config counts)."""
-    return payload_max_attempts(payload) or cls.tries or default
-
-
-def payload_available_at(payload: dict[str, Any], now: float) -> float:
-    """When a payload says it becomes available; `now` when it does not say."""
-    value = payload.get("available_at")
-    if value is None:
-        return now
-    try:
-        return unix_seconds(value)
-    except BadTime:
-        return now  # stored ready, then failed as InvalidPayload by the first worker
 
 
 # ---------------------------------------------------------------- registry
@@ -218,6 +144,16 @@ class Registry:
             return self._jobs[name]
         except KeyError:
             raise UnknownJob(f"{name!r} is not a registered job (see CHAPPY_JOBS)") from None
+
+    def job_for(self, reservation: Reservation) -> Job:
+        """The job a reservation holds, ready to run: its class instantiated with the
+        payload's data, job_id, attempts and payload set. Raises InvalidPayload or
+        UnknownJob (a payload that cannot run, now or ever)."""
+        payload = decode_payload(reservation.payload)
+        cls = self.get(payload["job"])
+        job = cls(payload.get("data") or {})
+        job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
+        return job
 
     def load(self, modules: Iterable[str]) -> None:
         """Import `modules` (packages recursively) and register the Job subclasses

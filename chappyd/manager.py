@@ -10,34 +10,16 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from chappyd.config import Settings, load_settings, validate_queue_name
+from chappyd.attempts import resolve_max_attempts
+from chappyd.config import Settings, configured_settings, validate_queue_name
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, NewJob
-from chappyd.jobs import (
-    Job,
-    Registry,
-    encode_payload,
-    load_registry,
-    payload_available_at,
-)
+from chappyd.jobs import Job, Registry, load_registry
+from chappyd.payloads import encode_payload, payload_available_at
 
 _default_manager: QueueManager | None = None
 _managers: weakref.WeakSet[QueueManager] = weakref.WeakSet()
 _default_lock = threading.Lock()
-_default_settings: Settings | None = None
-
-
-def configured_settings() -> Settings:
-    """The process's settings, loaded once from the environment and /etc/chappyd.env."""
-    global _default_settings
-    if _default_settings is None:
-        _default_settings = load_settings()
-    return _default_settings
-
-
-def configured_max_attempts() -> int:
-    return configured_settings().max_attempts
-
 
 def default_manager() -> QueueManager:
     global _default_manager
@@ -142,7 +124,7 @@ class QueueManager:
             cls, name = job, job.name
         if cls is not None:
             # resolved here so that this manager's settings, not a second config load, count
-            attempts = max_attempts or cls.tries or self.settings.max_attempts
+            attempts = resolve_max_attempts(max_attempts, cls.tries, self.settings.max_attempts)
             instance = cls(data, delay=delay, max_attempts=attempts)
             payload = instance.to_payload()
             target = queue or cls.queue
@@ -151,7 +133,8 @@ class QueueManager:
                 "job": name,
                 "data": dict(data or {}),
                 "available_at": time.time() + delay,
-                "max_attempts": max_attempts or self.settings.max_attempts,
+                "max_attempts": resolve_max_attempts(max_attempts, None,
+                                                     self.settings.max_attempts),
             }
             target = queue or "default"
         return self.push(target, payload)

@@ -97,6 +97,44 @@ def seconds(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def argument_count(high: int) -> Callable[[str], int]:
+    """A parser for a command-line count from 1 to `high`, ASCII digits only: for an
+    argument, `²` or `1_000` is a typo rather than a number."""
+
+    def parse(raw: str) -> int:
+        text = raw.strip()
+        if not text.lstrip("-").isdigit() or not text.isascii():
+            raise ValueError("must be a whole number")
+        value = int(text)
+        if value < 1:
+            raise ValueError("must be at least 1")
+        if value > high:
+            raise ValueError(f"must be at most {high}")
+        return value
+
+    return parse
+
+
+def seconds_from_zero(high: float, high_note: str = "") -> Callable[[str], float]:
+    """A parser for a finite number of seconds from 0 to `high` (a delay: 0 is now);
+    `high_note` says what `high` is, in words."""
+    note = f" ({high_note})" if high_note else ""
+    shown = int(high) if float(high).is_integer() else high  # 316224000, not 3.16224e+08
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("must be a number of seconds") from None
+        if value < 0 or not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds, 0 or more")
+        if value > high:
+            raise ValueError(f"must be at most {shown} seconds{note}")
+        return value
+
+    return parse
+
+
 def boolean(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):

@@ -1,41 +1,40 @@
 """One worker's loop: reserve -> run -> ack / retry with backoff / fail.
 
-It knows the driver only through drivers/base.py and knows nothing of processes:
-the prefork master drives it in each child, `chappyd --once` drives it in-process.
+This is the loop each of the daemon's children drives (daemon/child.py sets the
+process up and passes its WorkerEvents); benchmarks and test workers run the same
+loop with the default, no-op events. It knows the driver only through
+drivers/base.py and knows nothing of processes; `chappyd --once` uses run_once().
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
+from chappyd.attempts import exceeded_error, fail_attempt, format_error, reserved_max_attempts
 from chappyd.config import Settings
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import BackendUnavailable, Interrupt, InvalidPayload, JobTimeout, UnknownJob
-from chappyd.jobs import (
-    Job,
-    Registry,
-    backoff_seconds,
-    decode_payload,
-    resolve_max_attempts,
-)
+from chappyd.jobs import Job, Registry
 from chappyd.prefetch import Prefetched
 
 log = structlog.get_logger("chappyd.worker")
 
 #: An idle worker re-checks its stop flag at least this often.
 IDLE_WAIT_S = 1.0
-#: `exception` keeps at most this much text; a 10 MB traceback helps nobody.
-MAX_ERROR_CHARS = 65_536
+#: Backoff while the backend is down (with ride_out_outages): first wait, cap.
+OUTAGE_BACKOFF_S = (0.5, 10.0)
+#: How long a paused or budget-less worker naps between looks at its flags.
+NAP_S = 0.1
 
 
 class Outcome(StrEnum):
@@ -55,23 +54,60 @@ class Started:
     timeout_s: float
 
 
+class Budget(Protocol):
+    """The --max=N allowance shared by all children (a process-shared semaphore)."""
+
+    def acquire(self, block: bool = True) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class Turn(StrEnum):
+    RAN = "ran"      # an attempt ran to an outcome
+    IDLE = "idle"    # nothing to run: waited, or napped for want of budget
+    EMPTY = "empty"  # nothing ready or reserved is left (stop_when_empty)
+
+
 class WorkerEvents:
-    """Hooks the master's child process overrides; all are no-ops here."""
+    """What the loop tells, and asks, whoever drives it: the daemon's child reports
+    to the master, keeps its title, pauses and leaves on its limits through these.
+    The defaults here suit a bare worker (a benchmark, a test process)."""
+
+    def tick(self) -> None:
+        """Every turn of the loop, before anything else (housekeeping)."""
+
+    def paused(self) -> bool:
+        return False
+
+    def nap(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def idle(self, wait: Callable[[], None]) -> None:
+        """Nothing ready: `wait()` blocks until a job may be (at most IDLE_WAIT_S)."""
+        wait()
 
     def job_started(self, started: Started) -> None:
         pass
 
     def job_finished(self, started: Started, outcome: Outcome) -> None:
-        pass
+        """After a job that started (not for a payload rejected unrun)."""
+
+    def attempt_ended(self, reservation: Reservation, outcome: str,
+                      duration_s: float | None) -> None:
+        """After every reservation taken to an outcome, started or rejected; outcome
+        "unrecorded" (duration None) when the backend went down before it was stored."""
+
+    def leave_after(self, done: int) -> bool:
+        """After each finished attempt: True ends the loop (a child over its limits)."""
+        return False
 
 
-def format_error(exc: BaseException, with_traceback: bool = True) -> str:
-    """`Class: message` then the traceback: what `exception` holds."""
-    head = f"{type(exc).__name__}: {exc}"
-    if not with_traceback:
-        return head[:MAX_ERROR_CHARS]
-    text = head + "\n" + "".join(traceback.format_exception(exc))
-    return text[:MAX_ERROR_CHARS]
+class _Outage:
+    """While the backend is down: since when, and the next backoff."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.backoff_s = OUTAGE_BACKOFF_S[0]
 
 
 class Worker:
@@ -83,6 +119,7 @@ class Worker:
         owner: str,
         queues: Sequence[str] | None = None,
         events: WorkerEvents | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.driver = driver
         self.registry = registry
@@ -90,6 +127,7 @@ class Worker:
         self.owner = owner
         self.queues = tuple(queues or settings.queues)
         self.events = events or WorkerEvents()
+        self.budget = budget
         # reservations not started yet; given back by a helper thread on their own
         # connection once the job ahead has run a while (see prefetch.py)
         self._prefetched = Prefetched(lambda: open_driver(settings))
@@ -100,23 +138,95 @@ class Worker:
         should_stop: Callable[[], bool],
         max_jobs: int | None = None,
         stop_when_empty: bool = False,
+        ride_out_outages: bool = False,
     ) -> int:
-        """Run jobs until `should_stop()`, `max_jobs` finished attempts, or (with
-        `stop_when_empty`) nothing ready or reserved is left. Returns the count."""
+        """Run jobs until `should_stop()`, `max_jobs` finished attempts, the events'
+        leave_after(), or (with `stop_when_empty`) nothing ready or reserved is left.
+        With `ride_out_outages`, a backend that goes down is waited out (backoff,
+        reconnect, what could not be recorded given back) instead of raised.
+        Returns the count of finished attempts."""
         done = 0
+        outage = _Outage() if ride_out_outages else None
         try:
             while not should_stop() and (max_jobs is None or done < max_jobs):
-                reservation = self.next_reservation()
-                if reservation is None:
-                    if stop_when_empty and self.queues_empty():
-                        break
-                    self.driver.wait(self.queues, IDLE_WAIT_S)
+                self.events.tick()
+                if self.events.paused():
+                    self.events.nap(NAP_S)
                     continue
-                self.process(reservation)
-                done += 1
+                try:
+                    if outage is not None and outage.since is not None:
+                        self._recover(outage, outage.since)
+                    turn = self.turn(stop_when_empty)
+                except BackendUnavailable as exc:
+                    if outage is None:
+                        raise
+                    self._went_down(outage, exc)
+                    continue
+                if turn is Turn.EMPTY:
+                    break
+                if turn is Turn.RAN:
+                    done += 1
+                    if self.events.leave_after(done):
+                        break
         finally:
             self.release_prefetched()
         return done
+
+    def turn(self, stop_when_empty: bool = False) -> Turn:
+        """Reserve and run one job, within the --max budget if there is one."""
+        budget = self.budget
+        if budget is not None and not budget.acquire(False):
+            self.events.nap(NAP_S)  # --max reached: the master stops us when the rest finish
+            return Turn.IDLE
+        try:
+            reservation = self.next_reservation(limit=1 if budget else None)
+        except BaseException:
+            if budget is not None:
+                budget.release()
+            raise
+        if reservation is None:
+            if budget is not None:
+                budget.release()
+            if stop_when_empty and self.queues_empty():
+                return Turn.EMPTY
+            self.events.idle(lambda: self.driver.wait(self.queues, IDLE_WAIT_S))
+            return Turn.IDLE
+        began = time.monotonic()
+        try:
+            outcome = str(self.process(reservation))
+        except BackendUnavailable:
+            # the outcome could not be recorded; _recover() gives the job back, and
+            # its --max allowance goes back too: it will run again
+            self.events.attempt_ended(reservation, "unrecorded", None)
+            if budget is not None:
+                budget.release()
+            raise
+        self.events.attempt_ended(reservation, outcome, round(time.monotonic() - began, 6))
+        return Turn.RAN
+
+    def _went_down(self, outage: _Outage, exc: BackendUnavailable) -> None:
+        if outage.since is None:
+            outage.since = time.monotonic()
+            log.warning("backend_unavailable", error=str(exc))
+        self._reset_driver()
+        self.events.nap(outage.backoff_s)
+        outage.backoff_s = min(outage.backoff_s * 2, OUTAGE_BACKOFF_S[1])
+
+    def _recover(self, outage: _Outage, since: float) -> None:
+        """The first call after an outage: jobs whose outcome we could not record go
+        back (refunded); raises BackendUnavailable while it is still down."""
+        released = self.driver.release_owner(self.owner)
+        # those included the jobs prefetched before the outage: running them now, on
+        # tokens no longer theirs, would run them twice (found by the outage fault test)
+        self.drop_prefetched()
+        log.info("backend_available", outage_s=round(time.monotonic() - since, 3),
+                 released=released)
+        outage.since, outage.backoff_s = None, OUTAGE_BACKOFF_S[0]
+
+    def _reset_driver(self) -> None:
+        with contextlib.suppress(Exception):
+            self.driver.close()
+        self.driver = open_driver(self.settings)
 
     def run_once(self) -> bool:
         """Run the next ready job, if any; True when one ran."""
@@ -166,22 +276,18 @@ class Worker:
         bound = log.bind(job_id=reservation.id, queue=reservation.queue,
                          attempt=reservation.attempts)
         try:
-            payload = decode_payload(reservation.payload)
-            cls = self.registry.get(payload["job"])
+            job = self.registry.job_for(reservation)
         except (InvalidPayload, UnknownJob) as exc:
             # no retries: a payload does not become valid by waiting
             ok = self.driver.fail(reservation, format_error(exc, with_traceback=False))
             bound.error("job_rejected", error=str(exc), reason=type(exc).__name__)
             return Outcome.FAILED if ok else Outcome.STALE
 
-        job = cls(payload.get("data") or {})
-        job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
-        max_attempts = resolve_max_attempts(payload, cls, self.settings.max_attempts)
+        cls = type(job)
+        max_attempts = reserved_max_attempts(job, self.settings.max_attempts)
         bound = bound.bind(job=cls.name)
         if reservation.attempts > max_attempts:
-            error = (f"MaxAttemptsExceeded: attempt {reservation.attempts} of {max_attempts}; "
-                     "an earlier attempt ended without a result (its worker died or its "
-                     "lease expired)")
+            error = exceeded_error(reservation.attempts, max_attempts)
             ok = self.driver.fail(reservation, error)
             bound.error("job_failed", error=error)
             return Outcome.FAILED if ok else Outcome.STALE
@@ -225,29 +331,16 @@ class Worker:
         began: float,
     ) -> Outcome:
         duration = round(time.monotonic() - began, 6)
-        error = format_error(exc)
-        if reservation.attempts >= max_attempts:
-            if not self.driver.fail(reservation, error):
-                bound.warning("lease_lost", duration_s=duration, action="fail")
-                return Outcome.STALE
+        after = fail_attempt(self.driver, job, reservation, max_attempts, format_error(exc))
+        if not after.stored:
+            bound.warning("lease_lost", duration_s=duration, action=after.action)
+            return Outcome.STALE
+        if after.action == "fail":
             bound.error("job_failed", duration_s=duration, error=f"{type(exc).__name__}: {exc}")
             return Outcome.FAILED
-        delay_s = job_backoff_s(job, reservation.attempts)
-        if not self.driver.retry(reservation, time.time() + delay_s, error):
-            bound.warning("lease_lost", duration_s=duration, action="retry")
-            return Outcome.STALE
-        bound.warning("job_retry", duration_s=duration, retry_in_s=delay_s,
+        bound.warning("job_retry", duration_s=duration, retry_in_s=after.retry_in_s,
                       error=f"{type(exc).__name__}: {exc}")
         return Outcome.RETRIED
-
-
-def job_backoff_s(job: Job, attempts: int) -> float:
-    """The job's backoff after failed attempt `attempts`; 0 if backoff() itself fails."""
-    try:
-        return backoff_seconds(job.backoff(), attempts)
-    except Exception as exc:
-        log.error("backoff_failed", job=type(job).name, error=f"{type(exc).__name__}: {exc}")
-        return 0.0
 
 
 class _time_limit:

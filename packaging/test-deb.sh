@@ -23,7 +23,7 @@
 # reported as PENDING (loudly, and in the closing summary) instead of failing; once the
 # part is in the package its steps run whatever this says. Empty (the default, since every
 # part is on main) requires everything.
-#   master    chappyd/master.py, the prefork master (docs/design.md §6): READY=1 under
+#   master    chappyd/daemon/master.py, the prefork master (docs/design.md §6): READY=1 under
 #             Type=notify, reload by HUP, graceful drain on stop, a killed child's job
 #             re-run. Without it the unit runs with a drop-in Type=exec, WatchdogSec=0.
 #   redis     chappyd/drivers/redis/: the 100-job scenario on Debian's redis-server
@@ -87,7 +87,7 @@ say "testing $deb"
 
 listing=$(dpkg-deb -c "$deb")
 have_master=0 have_redis=0 have_postgres=0 have_manpages=0
-has_part master usr/lib/python3/dist-packages/chappyd/master.py && have_master=1
+has_part master usr/lib/python3/dist-packages/chappyd/daemon/master.py && have_master=1
 has_part redis usr/lib/python3/dist-packages/chappyd/drivers/redis/driver.py && have_redis=1
 has_part postgres usr/lib/python3/dist-packages/chappyd/drivers/postgres/driver.py && have_postgres=1
 has_part manpages usr/share/man/man8/chappyd.8.gz && have_manpages=1

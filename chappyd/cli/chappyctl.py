@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from chappyd import __version__
-from chappyd.cli.common import run_reporting_errors
+from chappyd.cli.common import add_config_arguments, run_reporting_errors
 from chappyd.cli.ctl import canonical_name, commands_help, create_command, similar_command
 from chappyd.cli.ctl.base import Command, Context
 from chappyd.errors import ExitStatus
@@ -28,14 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("command", metavar="COMMAND", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, default: object) -> None:
-    """--config and --instance, accepted before the command and after it."""
-    parser.add_argument("--config", metavar="PATH", default=default,
-                        help="env file to read instead of /etc/chappyd.env")
-    parser.add_argument("--instance", metavar="NAME", default=default,
-                        help="also read /etc/chappyd/NAME.env")
 
 
 def command_parser(command: Command) -> argparse.ArgumentParser:

@@ -18,13 +18,13 @@ from chappyd.cli.common import (
     settings_from_args,
 )
 from chappyd.config import Settings
-from chappyd.daemonize import PidFile, daemon_context
+from chappyd.daemon.daemonize import PidFile, daemon_context
+from chappyd.daemon.master import Master, RunOptions
 from chappyd.drivers import open_driver
 from chappyd.errors import BackendUnusable, ConfigError, ExitStatus
 from chappyd.jobcheck import check_jobs_import
 from chappyd.jobs import Registry, load_registry
 from chappyd.logs import configure_logging
-from chappyd.master import Master, RunOptions
 from chappyd.worker import Worker
 
 PROG = "chappyd"

@@ -1,4 +1,5 @@
-"""What both commands share: loading settings and the jobs, and reporting errors."""
+"""What both commands share: the --config/--instance arguments, loading settings,
+and reporting errors."""
 
 from __future__ import annotations
 
@@ -11,17 +12,26 @@ from chappyd.config import OPTIONS_BY_FLAG, Settings, load_settings
 from chappyd.errors import ChappyError, ExitStatus
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH",
+def add_config_arguments(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """--config and --instance (chappyctl passes SUPPRESS, so that an option given
+    before the command is not reset by the command's own parser)."""
+    parser.add_argument("--config", metavar="PATH", default=default,
                         help="env file to read instead of /etc/chappyd.env")
-    parser.add_argument("--instance", metavar="NAME",
+    parser.add_argument("--instance", metavar="NAME", default=default,
                         help="also read /etc/chappyd/NAME.env; NAME is the default queue")
 
 
-def settings_from_args(args: argparse.Namespace, flags: Mapping[str, str | None]) -> Settings:
-    given = {flag: str(value) for flag, value in flags.items()
+def load_command_settings(config_path: str | None, instance: str | None,
+                          flags: Mapping[str, str | None] | None = None) -> Settings:
+    """The settings a command runs with: --config/--instance, and the flags given
+    (by flag name; unset ones and non-settings ignored)."""
+    given = {flag: str(value) for flag, value in (flags or {}).items()
              if value is not None and flag in OPTIONS_BY_FLAG}
-    return load_settings(flags=given, config_path=args.config, instance=args.instance)
+    return load_settings(flags=given, config_path=config_path, instance=instance)
+
+
+def settings_from_args(args: argparse.Namespace, flags: Mapping[str, str | None]) -> Settings:
+    return load_command_settings(args.config, args.instance, flags)
 
 
 def run_reporting_errors(prog: str, body: Callable[[], int]) -> int:

@@ -152,6 +152,10 @@ class Driver(Protocol):
     def schema_sql(self) -> str:
         """The idempotent DDL (`chappyctl queue:migration`); '' when there is none."""
 
+    def take_adoption_note(self) -> str | None:
+        """What auto-migrate did when it adopted a Chappy.php table on connecting (one
+        line, once; None otherwise), for the master to log: drivers do not log."""
+
     def persistence_warning(self) -> str | None:
         """Why jobs may not survive a restart of the backend's server (Redis without
         AOF, say), for the master to log at start; None when they do."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
+from chappyd.daemon.reclaim import Settle, Settlement, settle
 from chappyd.drivers.base import Driver, JobState
 from chappyd.jobs import Registry
-from chappyd.reclaim import Settle, Settlement, settle
 from tests.conftest import settings_for
 from tests.drivers.helpers import OWNER, push
 

@@ -8,8 +8,10 @@ import time
 import pytest
 
 from chappyd import Job
+from chappyd.attempts import backoff_seconds
 from chappyd.errors import InvalidPayload, UnknownJob
-from chappyd.jobs import Registry, RegistryError, backoff_seconds, decode_payload, encode_payload
+from chappyd.jobs import Registry, RegistryError
+from chappyd.payloads import decode_payload, encode_payload
 
 
 class Plain(Job):

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 
-from chappyd.children import ChildProc, Doom, RunningJob, describe_status, settlement_for
-from chappyd.reclaim import Settle
-from chappyd.reports import Kind, ReportReader, ReportWriter
-from chappyd.titles import master_title, worker_title
+from chappyd.daemon.children import ChildProc, Doom, RunningJob, describe_status, settlement_for
+from chappyd.daemon.reclaim import Settle
+from chappyd.daemon.reports import Kind, ReportReader, ReportWriter
+from chappyd.daemon.titles import master_title, worker_title
 
 
 def test_titles_follow_the_design() -> None:
@@ -72,7 +72,7 @@ def test_a_dead_childs_running_job_is_a_failed_attempt_with_the_reason() -> None
 
 
 def test_the_master_imports_no_backend_library() -> None:
-    code = ("import sys, chappyd.master, chappyd.cli.chappyd; "
+    code = ("import sys, chappyd.daemon.master, chappyd.cli.chappyd; "
             "print(sorted(m for m in ('psycopg', 'redis', 'sqlite3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

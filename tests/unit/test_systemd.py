@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chappyd import systemd
+from chappyd.daemon import systemd
 
 
 def test_notify_is_a_no_op_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chappyd.errors import InvalidPayload
-from chappyd.jobs import decode_payload, payload_available_at
+from chappyd.payloads import decode_payload, payload_available_at
 from chappyd.times import BadTime, unix_seconds
 
 NOON = 1796212800.0  # 2026-12-02 12:00:00 UTC

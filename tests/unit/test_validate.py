@@ -122,3 +122,32 @@ def test_a_bad_value_in_a_file_names_the_file(tmp_path):
         load_settings(environ={"CHAPPY_CONFIG": path})
     assert str(caught.value) == (f"CHAPPY_JOB_TIMEOUT='1e10' (from {path}): "
                                  "must be at most 604800 seconds")
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ("²", "must be a whole number"),
+    ("1_000", "must be a whole number"),
+    ("-3", "must be at least 1"),
+    ("0", "must be at least 1"),
+    ("1001", "must be at most 1000"),
+])
+def test_an_argument_count_is_ascii_digits_from_1(raw, problem):
+    parse = v.argument_count(1000)
+    assert parse(" 7 ") == 7
+    with pytest.raises(ValueError) as caught:
+        parse(raw)
+    assert str(caught.value) == problem
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ("soon", "must be a number of seconds"),
+    ("-0.5", "must be a finite number of seconds, 0 or more"),
+    ("nan", "must be a finite number of seconds, 0 or more"),
+    ("316224000.5", "must be at most 316224000 seconds (ten years)"),
+])
+def test_seconds_from_zero_take_0_and_name_their_bound(raw, problem):
+    parse = v.seconds_from_zero(316_224_000, "ten years")
+    assert (parse("0"), parse("1.5")) == (0.0, 1.5)
+    with pytest.raises(ValueError) as caught:
+        parse(raw)
+    assert str(caught.value) == problem

@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
+from chappyd import validate as v
+from chappyd.cli.common import load_command_settings
 from chappyd.cli.ctl.contact import within_deadline
-from chappyd.config import Settings, load_settings, validate_queue_name
+from chappyd.config import Settings
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver
 from chappyd.errors import ChappyError, ExitStatus
@@ -58,7 +59,7 @@ class Context:
     def settings(self) -> Settings:
         """Loaded on first use: `make:job` works even where the config is broken."""
         if self._settings is None:
-            self._settings = load_settings(config_path=self.config_path, instance=self.instance)
+            self._settings = load_command_settings(self.config_path, self.instance)
             for warning in self._settings.warnings:
                 print(f"chappyctl: warning: {warning}", file=self.stderr)
         return self._settings
@@ -131,7 +132,7 @@ def checked(name: str, raw: str, parse: Callable[[str], T]) -> T:
 
 
 def queue_name(raw: str) -> str:
-    return validate_queue_name(raw)
+    return v.validate_queue_name(raw)
 
 
 #: Upper bounds of chappyctl's numbers (docs/bad-input.md): far above any real use,
@@ -142,35 +143,9 @@ MAX_LIMIT = 1_000_000
 MAX_JOB_ID = 2**63 - 1
 
 
-def bounded_int(maximum: int) -> Callable[[str], int]:
-    """A parser of a whole number from 1 to `maximum`."""
-    def parse(raw: str) -> int:
-        text = raw.strip()
-        if not text.lstrip("-").isdigit() or not text.isascii():
-            raise ValueError("must be a whole number")
-        value = int(text)
-        if value < 1:
-            raise ValueError("must be at least 1")
-        if value > maximum:
-            raise ValueError(f"must be at most {maximum}")
-        return value
-    return parse
-
-
-positive_int = bounded_int(MAX_LIMIT)
-attempts_int = bounded_int(MAX_ATTEMPTS)
-
-
-def non_negative_seconds(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("must be a number of seconds") from None
-    if value < 0 or not math.isfinite(value):
-        raise ValueError("must be a finite number of seconds, 0 or more")
-    if value > MAX_DELAY_S:
-        raise ValueError(f"must be at most {MAX_DELAY_S} seconds (ten years)")
-    return value
+positive_int = v.argument_count(MAX_LIMIT)
+attempts_int = v.argument_count(MAX_ATTEMPTS)
+non_negative_seconds = v.seconds_from_zero(MAX_DELAY_S, "ten years")
 
 
 def job_id(raw: str) -> str:

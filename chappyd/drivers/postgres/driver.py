@@ -67,6 +67,10 @@ class PostgresDriver:
             on_connect=self._auto_migrate if settings.auto_migrate else None,
         )
 
+    def take_adoption_note(self) -> str | None:
+        note, self.adoption_note = self.adoption_note, None
+        return note
+
     def persistence_warning(self) -> str | None:
         return None  # every committed job is on disk
 

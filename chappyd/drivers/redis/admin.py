@@ -179,6 +179,9 @@ class RedisAdmin(RedisConnection):
         return total
 
     # -- persistence ------------------------------------------------------------------
+    def take_adoption_note(self) -> str | None:
+        return None  # no table to adopt: Chappy.php's Redis producer is taken in as it is
+
     def persistence_warning(self) -> str | None:
         """A one-line warning when Redis may lose jobs by itself: AOF off (lost on a
         restart), appendfsync no, or an eviction policy that may delete job keys under

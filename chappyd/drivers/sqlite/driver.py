@@ -121,6 +121,10 @@ class SqliteDriver:
                 raise
             conn.execute("COMMIT")
 
+    def take_adoption_note(self) -> str | None:
+        note, self.adoption_note = self.adoption_note, None
+        return note
+
     def persistence_warning(self) -> str | None:
         return None  # every committed job is on disk
 

@@ -10,8 +10,8 @@ from enum import StrEnum
 
 import structlog
 
-from chappyd.reclaim import Settle, Settlement
-from chappyd.reports import ReportReader
+from chappyd.daemon.reclaim import Settle, Settlement
+from chappyd.daemon.reports import ReportReader
 
 log = structlog.get_logger("chappyd.master")
 

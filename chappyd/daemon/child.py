@@ -1,6 +1,6 @@
-"""One pre-forked child: set itself up after fork, run the worker loop, report to
-the master over its pipe, and leave on the master's word, its own limits, or the
-master's death.
+"""One pre-forked child: set itself up after fork, drive the worker loop
+(worker.py's Worker.run), report to the master over its pipe through the loop's
+events, and leave on the master's word, its own limits, or the master's death.
 
 Signals to a child: TERM finish the current job then exit; QUIT stop now (a running
 job is interrupted and released, attempt refunded); USR1 reopen log files. INT, HUP,
@@ -17,20 +17,22 @@ import mmap
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import structlog
 
-from chappyd import logs, systemd, titles
+from chappyd import logs
 from chappyd.config import Settings
+from chappyd.daemon import systemd, titles
+from chappyd.daemon.reports import MAX_NAME_CHARS, Kind, ReportWriter
 from chappyd.drivers import open_driver
-from chappyd.errors import BackendUnavailable, ExitStatus, Interrupt
+from chappyd.drivers.base import Reservation
+from chappyd.errors import ExitStatus, Interrupt
 from chappyd.jobs import Registry
-from chappyd.reports import MAX_NAME_CHARS, Kind, ReportWriter
-from chappyd.worker import IDLE_WAIT_S, Outcome, Started, Worker, WorkerEvents
+from chappyd.worker import NAP_S, Budget, Outcome, Started, Worker, WorkerEvents
 
 log = structlog.get_logger("chappyd.child")
 
@@ -38,12 +40,8 @@ log = structlog.get_logger("chappyd.child")
 #: boot failure (back off, maybe give up) from a crash (replace at once).
 CHILD_BOOT_ERROR = 3
 #: Idle children report liveness at least this often; the master kills a child
-#: silent for much longer (see master.HUNG_AFTER_S).
+#: silent for much longer (see deadlines.HUNG_AFTER_S).
 ALIVE_EVERY_S = 1.0
-#: Backoff while the backend is down: first wait, cap.
-OUTAGE_BACKOFF_S = (0.5, 10.0)
-#: How long a paused or budget-less child sleeps between looks at its flags.
-NAP_S = 0.1
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 #: Blocked by the master around fork(); the child unblocks them once its own
@@ -54,17 +52,9 @@ FORK_BLOCKED_SIGNALS = frozenset({
 })
 
 
-class Budget(Protocol):
-    """The --max=N allowance shared by all children (a process-shared semaphore)."""
-
-    def acquire(self, block: bool = True) -> bool: ...
-
-    def release(self) -> None: ...
-
-
 class _WakeUp(Interrupt):
     """Ends an idle wait on TERM, so that idle children leave at once instead of at
-    the end of their wait (up to IDLE_WAIT_S). Raised only while idle in
+    the end of their wait (up to worker.IDLE_WAIT_S). Raised only while idle in
     driver.wait(), where no transaction is open and the child exits right after (an
     Interrupt, so that one escaping the wait still ends the child cleanly)."""
 
@@ -138,9 +128,10 @@ class Child(WorkerEvents):
         self.in_wait = False
         self._reopen_logs = False
         self._last_alive = 0.0
+        self._left = False  # told the master why it leaves (LEAVING sent)
         self._setup_process()
         self.worker = Worker(open_driver(spec.settings), registry, spec.settings,
-                             self.owner, self.queues, events=self)
+                             self.owner, self.queues, events=self, budget=spec.budget)
         self.reports.send(Kind.READY)
 
     # -- set-up after fork ----------------------------------------------------------
@@ -184,14 +175,56 @@ class Child(WorkerEvents):
             # the worker releases the job (attempt refunded) and re-raises
             raise Interrupt("the daemon is stopping")
 
-    @property
-    def paused(self) -> bool:
-        return self.spec.paused is not None and self.spec.paused.is_set()
-
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
         self._reopen_logs = True
 
+    # -- the loop: the worker's, with this child's events -------------------------------
+    def run(self) -> None:
+        max_jobs = self.spec.max_jobs
+        done = self.worker.run(self._should_stop, max_jobs=max_jobs, ride_out_outages=True)
+        reached = max_jobs is not None and done >= max_jobs
+        if reached and not self._left and not self._should_stop():
+            self.reports.send(Kind.LEAVING, reason="max_jobs", jobs=done)
+
+    def _should_stop(self) -> bool:
+        return self.stopping or not self._master_alive()
+
     # -- WorkerEvents ---------------------------------------------------------------
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_alive >= ALIVE_EVERY_S:
+            self._last_alive = now
+            self.reports.send(Kind.ALIVE)
+        if self._reopen_logs:
+            self._reopen_logs = False
+            logs.reopen_log_files()
+        self._title()
+
+    def paused(self) -> bool:
+        return self.spec.paused is not None and self.spec.paused.is_set()
+
+    def nap(self, seconds: float) -> None:
+        """Sleep in short steps so that a stop or the master's death ends it early."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(NAP_S, max(0.0, deadline - time.monotonic())))
+            if not self._master_alive():
+                return
+            if time.monotonic() - self._last_alive >= ALIVE_EVERY_S:
+                self._last_alive = time.monotonic()
+                self.reports.send(Kind.ALIVE)
+
+    def idle(self, wait: Callable[[], None]) -> None:
+        if self.stopping:
+            return
+        try:
+            self.in_wait = True
+            wait()
+        except _WakeUp:
+            pass
+        finally:
+            self.in_wait = False
+
     def job_started(self, started: Started) -> None:
         reservation = started.reservation
         self.reports.send(Kind.STARTED, id=reservation.id, job=started.job_name[:MAX_NAME_CHARS],
@@ -204,115 +237,20 @@ class Child(WorkerEvents):
         self.in_job = False
         self._title()
 
-    # -- the loop -----------------------------------------------------------------------
-    def run(self) -> None:
-        done = 0
-        outage_since: float | None = None
-        backoff_s = OUTAGE_BACKOFF_S[0]
-        while not self.stopping and self._master_alive():
-            self._housekeeping()
-            if self.paused:
-                self._nap(NAP_S)
-                continue
-            if self.spec.max_jobs is not None and done >= self.spec.max_jobs:
-                self.reports.send(Kind.LEAVING, reason="max_jobs", jobs=done)
-                return
-            try:
-                if outage_since is not None:
-                    self._recover(outage_since)
-                    outage_since, backoff_s = None, OUTAGE_BACKOFF_S[0]
-                if not self._one_job():
-                    continue
-            except BackendUnavailable as exc:
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    log.warning("backend_unavailable", error=str(exc))
-                self._reset_driver()
-                self._nap(backoff_s)
-                backoff_s = min(backoff_s * 2, OUTAGE_BACKOFF_S[1])
-                continue
-            done += 1
-            if self._over_memory():
-                self.reports.send(Kind.LEAVING, reason="memory", jobs=done)
-                return
+    def attempt_ended(self, reservation: Reservation, outcome: str,
+                      duration_s: float | None) -> None:
+        if duration_s is None:
+            self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome)
+        else:
+            self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
+                              duration_s=duration_s)
 
-    def _one_job(self) -> bool:
-        """Reserve and run one job; False when there was none (after waiting)."""
-        budget = self.spec.budget
-        if budget is not None and not budget.acquire(False):
-            self._nap(NAP_S)  # --max reached: the master stops us when the rest finish
-            return False
-        try:
-            reservation = self.worker.next_reservation(limit=1 if budget else None)
-        except BaseException:
-            if budget is not None:
-                budget.release()
-            raise
-        if reservation is None:
-            if budget is not None:
-                budget.release()
-            self._idle_wait()
-            return False
-        began = time.monotonic()
-        try:
-            outcome = str(self.worker.process(reservation))
-        except BackendUnavailable:
-            # the outcome could not be recorded; _recover() gives the job back, and
-            # its --max allowance goes back too: it will run again
-            self.reports.send(Kind.FINISHED, id=reservation.id, outcome="unrecorded")
-            if budget is not None:
-                budget.release()
-            raise
-        self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
-                          duration_s=round(time.monotonic() - began, 6))
-        return True
-
-    def _idle_wait(self) -> None:
-        if self.stopping:
-            return
-        try:
-            self.in_wait = True
-            self.worker.driver.wait(self.queues, IDLE_WAIT_S)
-        except _WakeUp:
-            pass
-        finally:
-            self.in_wait = False
-
-    def _recover(self, outage_since: float) -> None:
-        """The first call after an outage: jobs whose outcome we could not record go
-        back (refunded); raises BackendUnavailable while it is still down."""
-        released = self.worker.driver.release_owner(self.owner)
-        # those included the jobs prefetched before the outage: running them now, on
-        # tokens no longer theirs, would run them twice (found by the outage fault test)
-        self.worker.drop_prefetched()
-        log.info("backend_available", outage_s=round(time.monotonic() - outage_since, 3),
-                 released=released)
-
-    def _reset_driver(self) -> None:
-        with contextlib.suppress(Exception):
-            self.worker.driver.close()
-        self.worker.driver = open_driver(self.spec.settings)
-
-    def _housekeeping(self) -> None:
-        now = time.monotonic()
-        if now - self._last_alive >= ALIVE_EVERY_S:
-            self._last_alive = now
-            self.reports.send(Kind.ALIVE)
-        if self._reopen_logs:
-            self._reopen_logs = False
-            logs.reopen_log_files()
-        self._title()
-
-    def _nap(self, seconds: float) -> None:
-        """Sleep in short steps so that a stop or the master's death ends it early."""
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(min(NAP_S, max(0.0, deadline - time.monotonic())))
-            if not self._master_alive():
-                return
-            if time.monotonic() - self._last_alive >= ALIVE_EVERY_S:
-                self._last_alive = time.monotonic()
-                self.reports.send(Kind.ALIVE)
+    def leave_after(self, done: int) -> bool:
+        if self._over_memory():
+            self.reports.send(Kind.LEAVING, reason="memory", jobs=done)
+            self._left = True
+            return True
+        return False
 
     def _master_alive(self) -> bool:
         # PR_SET_PDEATHSIG covers most cases; this check covers the rest
@@ -329,7 +267,7 @@ class Child(WorkerEvents):
         return False
 
     def _title(self, job: str | None = None, job_id: str | None = None) -> None:
-        note = "paused" if self.paused else ("stopping" if self.stopping else "idle")
+        note = "paused" if self.paused() else ("stopping" if self.stopping else "idle")
         titles.set_title(titles.worker_title(self.spec.slot, self.queues, job, job_id, note))
 
     def close(self) -> None:

@@ -56,9 +56,8 @@ class BackendLink:
             self._backoff_s = min(self._backoff_s * 2, RETRY_S[1])
             self.close()  # a broken connection is not reused; the next call reconnects
             return None
-        if note := getattr(self._driver, "adoption_note", None):
+        if note := self._driver.take_adoption_note():
             log.warning("chappy_php_table_adopted", note=note)
-            self._driver.adoption_note = None  # type: ignore[union-attr]
         if self.outage_since is not None:
             log.info("backend_available", outage_s=round(now - self.outage_since, 3))
             self.outage_since, self._backoff_s = None, RETRY_S[0]

@@ -9,17 +9,22 @@ daemon itself stops a child, everything it holds goes back refunded.
 
 from __future__ import annotations
 
-import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import structlog
 
+from chappyd.attempts import fail_attempt, reserved_max_attempts
 from chappyd.config import Settings
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import ChappyError
-from chappyd.jobs import Registry, decode_payload, resolve_max_attempts
-from chappyd.worker import job_backoff_s
+from chappyd.jobs import Registry
+
+if TYPE_CHECKING:
+    from chappyd.daemon.link import BackendLink
 
 log = structlog.get_logger("chappyd.master")
 
@@ -38,6 +43,39 @@ class Settlement:
     job_id: str | None = None
     error: str = ""
     duration_s: float | None = None
+
+
+class Settlements:
+    """Dead children's jobs waiting to be settled, in the order they died; kept (and
+    retried on a later turn) while the backend is down."""
+
+    def __init__(self) -> None:
+        self._items: deque[Settlement] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Settlement) -> None:
+        self._items.append(item)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def settle(self, link: BackendLink, registry: Registry, settings: Settings,
+               ended_attempt: Callable[[], None]) -> None:
+        """Settle what is pending, in order, until done or the backend is down;
+        `ended_attempt()` for each that ended a started attempt (--max counts it)."""
+        while self._items:
+            item = self._items[0]
+            result = link.call(lambda d, item=item: settle(d, registry, settings, item))
+            if result is None:
+                return  # backend down: retried on a later turn, in order
+            self._items.popleft()
+            if result:
+                ended_attempt()
 
 
 def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlement) -> bool:
@@ -66,21 +104,18 @@ def _failed_attempt(driver: Driver, registry: Registry, settings: Settings,
     bound = log.bind(job_id=reservation.id, queue=reservation.queue,
                      attempt=reservation.attempts, duration_s=item.duration_s)
     try:
-        payload = decode_payload(reservation.payload)
-        cls = registry.get(payload["job"])
+        job = registry.job_for(reservation)
     except ChappyError as exc:
         # it cannot have run: the worker would have rejected it (no retries)
         driver.fail(reservation, f"{item.error}\n{exc}")
         bound.error("job_failed", error=item.error)
         return
-    job = cls(payload.get("data") or {})
-    job.job_id, job.attempts, job.payload = reservation.id, reservation.attempts, payload
-    bound = bound.bind(job=cls.name)
-    max_attempts = resolve_max_attempts(payload, cls, settings.max_attempts)
-    if reservation.attempts >= max_attempts:
-        if driver.fail(reservation, item.error):
-            bound.error("job_failed", error=item.error)
+    bound = bound.bind(job=type(job).name)
+    max_attempts = reserved_max_attempts(job, settings.max_attempts)
+    after = fail_attempt(driver, job, reservation, max_attempts, item.error)
+    if not after.stored:
         return
-    delay_s = job_backoff_s(job, reservation.attempts)
-    if driver.retry(reservation, time.time() + delay_s, item.error):
-        bound.warning("job_retry", retry_in_s=delay_s, error=item.error)
+    if after.action == "fail":
+        bound.error("job_failed", error=item.error)
+    else:
+        bound.warning("job_retry", retry_in_s=after.retry_in_s, error=item.error)

@@ -1,0 +1,337 @@
+"""The prefork master: the loop that spawns, supervises, recycles and stops the
+children, and the table of what each signal does.
+
+One loop owns all state (gunicorn's arbiter is the model, minus its old bugs):
+signal handlers only append to a queue and wake the loop through set_wakeup_fd
+(inbox.py); each turn the loop then reads the children's reports, acts on the
+signals (handle_<signal>), reaps and settles dead children's jobs (pool.py,
+reclaim.py), kills children past their deadlines (deadlines.py), spawns into empty
+slots, and runs the timed chores that are due (chores.py). The master reaches the
+backend only through the driver (link.py) and holds no connection across fork().
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+
+from chappyd import logs
+from chappyd.config import Settings
+from chappyd.daemon import chores, systemd
+from chappyd.daemon.child import Budget, SharedFlag
+from chappyd.daemon.children import ChildProc, RunningJob
+from chappyd.daemon.deadlines import enforce_deadlines
+from chappyd.daemon.inbox import SignalInbox
+from chappyd.daemon.link import BackendLink
+from chappyd.daemon.pool import Pool
+from chappyd.daemon.reclaim import Settlements
+from chappyd.daemon.reports import Kind, Report, readable
+from chappyd.daemon.status import Status
+from chappyd.drivers.base import Driver, WorkerInfo
+from chappyd.errors import ChappyError, ExitStatus
+from chappyd.jobs import Registry
+from chappyd.validate import MAX_WORKERS, fd_budget_problem
+
+log = structlog.get_logger("chappyd.master")
+
+LOOP_TICK_S = 0.25
+#: Children report every job; under load the loop takes their reports in batches at
+#: most this often instead of waking per report. Signals still wake it at once.
+REPORT_BATCH_S = 0.005
+
+
+class State(StrEnum):
+    STARTING = "starting"  # waiting for the backend before the first fork
+    RUNNING = "running"
+    STOPPING = "stopping"  # no new children; waiting for the current ones to leave
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What the command line asks beyond Settings."""
+
+    max_jobs: int | None = None  # --max: finished attempts across all children
+    stop_when_empty: bool = False
+
+
+class Master:
+    def __init__(self, settings: Settings, registry: Registry, options: RunOptions,
+                 reload_settings: Callable[[], Settings]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.options = options
+        self.reload_settings = reload_settings
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.state = State.STARTING
+        self.target = settings.workers
+        self.pool = Pool(self)
+        self.settlements = Settlements()
+        self.inbox = SignalInbox()
+        self.chores = chores.daemon_chores()
+        self.status = Status(self)
+        self.paused = False
+        self.pause_flag = SharedFlag()
+        self.jobs_done = 0
+        self.exit_status = ExitStatus.OK
+        self.interrupts = 0
+        self.reload_asked = False
+        self.announce_ready = True
+        self.started_at = time.time()
+        self.stop_deadline = 0.0  # monotonic, once stopping
+        self.link = BackendLink(settings)
+        self._last_turn = 0.0
+        self.budget: Budget | None = None
+        if options.max_jobs is not None:
+            import multiprocessing
+
+            # shared with every child: exactly N reservations in total (docs/design.md §7)
+            self.budget = multiprocessing.get_context("fork").Semaphore(options.max_jobs)
+
+    @property
+    def starting(self) -> bool:
+        return self.state is State.STARTING
+
+    @property
+    def running(self) -> bool:
+        return self.state is State.RUNNING
+
+    @property
+    def stopping(self) -> bool:
+        return self.state is State.STOPPING
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> int:
+        self.inbox.install()
+        structlog.contextvars.bind_contextvars(pid=self.pid)
+        self.status.title()
+        log.info("master_started", queues=list(self.settings.queues), workers=self.target,
+                 backend=self.settings.backend_description)
+        try:
+            while not self.stopping or self.pool.children or self._settlements_left():
+                self._wait()
+                self._read_reports()
+                self._handle_signals()
+                self.pool.reap()
+                self.settlements.settle(self.link, self.registry, self.settings,
+                                        self._count_finished)
+                enforce_deadlines(self)
+                self._manage_children()
+                self._chores()
+        finally:
+            self._shutdown()
+        return int(self.exit_status)
+
+    def _wait(self) -> None:
+        # children's reports and signals wake the loop at once; chores are due at
+        # most every lease/3 >= 0.66 s, so a quarter-second tick keeps them on time
+        # a turn per report cost ~60 us of master CPU a job at thousands of jobs a
+        # second, on cores the children need: after a busy turn, let reports gather
+        since_s = time.monotonic() - self._last_turn
+        if since_s < REPORT_BATCH_S and not self.inbox:
+            readable([self.inbox.wake_fd], REPORT_BATCH_S - since_s)
+        fds = [self.inbox.wake_fd, *(c.reader.fd for c in self.pool.children.values())]
+        readable(fds, 0.0 if self.inbox else LOOP_TICK_S)
+        self._last_turn = time.monotonic()
+
+    def _chores(self) -> None:
+        chores.run_due(self.chores, self, time.monotonic())
+
+    # -- signals: handle_<name> for SIG<NAME>, looked up by name -----------------------------
+    def _handle_signals(self) -> None:
+        self.reload_asked = False
+        for signum in self.inbox.drain():
+            if signum == signal.SIGCHLD:
+                continue  # the reap runs every turn anyway
+            name = signal.Signals(signum).name
+            log.info("signal_received", signal=name)
+            handler = getattr(self, f"handle_{name.removeprefix('SIG').lower()}", None)
+            if handler is not None:
+                handler()
+        if self.reload_asked and not self.stopping:
+            self.reload()  # also while waiting for the backend: the URL may be the fix
+
+    def handle_term(self) -> None:
+        self.stop(graceful=True)
+
+    def handle_int(self) -> None:
+        """Ctrl-C: a graceful stop; a second one stops at once."""
+        self.interrupts += 1
+        if self.interrupts > 1:
+            self.handle_quit()
+        else:
+            self.handle_term()
+
+    def handle_quit(self) -> None:
+        self.stop(graceful=False)
+
+    def handle_hup(self) -> None:
+        self.reload_asked = True  # a burst of HUPs reloads once, after the drain
+
+    def handle_ttin(self) -> None:
+        """One child more, within the same bounds a --workers flag has."""
+        wanted = self.target + 1
+        problem = (f"at most {MAX_WORKERS} workers" if wanted > MAX_WORKERS
+                   else fd_budget_problem(wanted))
+        if problem:
+            log.warning("worker_not_added", workers=self.target, problem=problem)
+            return
+        self.target = wanted
+
+    def handle_ttou(self) -> None:
+        self.target = max(1, self.target - 1)
+
+    def handle_tstp(self) -> None:
+        self._pause(True)
+
+    def handle_cont(self) -> None:
+        self._pause(False)
+
+    def handle_usr1(self) -> None:
+        logs.reopen_log_files()
+        self.pool.signal_all(signal.SIGUSR1)
+
+    def _pause(self, paused: bool) -> None:
+        if self.paused != paused:
+            self.paused = paused
+            log.info("reserving_paused" if paused else "reserving_resumed")
+        self.pause_flag.set(paused)
+        self.status.title()
+
+    def stop(self, graceful: bool) -> None:
+        """Begin a stop: TERM lets running jobs finish within the graceful timeout;
+        QUIT kills the children at once. Either way their jobs come back refunded."""
+        now = time.monotonic()
+        if not self.stopping:
+            systemd.notify("STOPPING=1")
+            log.info("stopping", graceful=graceful,
+                     graceful_timeout_s=self.settings.graceful_timeout_s)
+            self.state = State.STOPPING
+            self.stop_deadline = now + self.settings.graceful_timeout_s
+            self.status.title()
+        if graceful:
+            self.pool.retire_all()
+        else:
+            self.stop_deadline = now
+            self.pool.kill_for_stop()
+
+    def reload(self) -> None:
+        """HUP: re-read the configuration; replace the children gracefully."""
+        systemd.reloading()
+        try:
+            settings = self.reload_settings()
+        except ChappyError as exc:
+            log.error("reload_failed", error=str(exc), action="keeping the old configuration")
+            systemd.notify("READY=1", f"STATUS=reload failed: {exc}")
+            return
+        if settings.jobs != self.settings.jobs:
+            log.warning("jobs_changed_needs_restart", jobs=list(settings.jobs))
+        if (settings.log_format, settings.log_level) != (self.settings.log_format,
+                                                         self.settings.log_level):
+            logs.configure_logging(settings.log_format, settings.log_level)
+        for warning in settings.warnings:
+            log.warning("config_warning", problem=warning)
+        self.settings, self.target = settings, settings.workers
+        self.link.close()  # the backend URL may have changed
+        self.link.settings = settings
+        self.pool.retire([c for c in self.pool.children.values() if not c.retiring])
+        self.announce_ready = True
+        log.info("reloaded", queues=list(settings.queues), workers=self.target)
+        self.status.title()
+
+    # -- children --------------------------------------------------------------------------
+    def _manage_children(self) -> None:
+        if self.starting:
+            self._start()
+        if not self.running:
+            return
+        self.pool.fill()
+        if self.announce_ready and self.pool.all_ready():
+            self.announce_ready = False
+            systemd.notify("READY=1", f"STATUS={self.status.text()}")
+            log.info("ready", workers=self.target)
+
+    def _start(self) -> None:
+        """Reach the backend (creating the schema) before the first fork; a backend
+        that is down is waited for, not a configuration error (docs/design.md §5)."""
+        if self.settings.auto_migrate:
+            reached = self.link.call(lambda d: (d.migrate(), True)[1])
+        else:
+            reached = self.link.call(lambda d: (d.paused_queues(), True)[1])
+        if not reached:
+            return
+        problem = self.link.call(lambda d: d.persistence_warning())
+        if problem:
+            log.warning("persistence_warning", problem=str(problem))
+        self.state = State.RUNNING
+
+    # -- reports: what the children say, as it arrives -------------------------------------
+    def _read_reports(self) -> None:
+        for child in list(self.pool.children.values()):
+            for report in child.reader.read():
+                self.on_report(child, report)
+
+    def on_report(self, child: ChildProc, report: Report) -> None:
+        child.last_seen = time.monotonic()
+        if report.kind is Kind.READY:
+            self.pool.booted(child)
+        elif report.kind is Kind.STARTED:
+            child.job = RunningJob(report.text("id"), report.text("job"),
+                                   report.number("timeout_s"), time.monotonic())
+        elif report.kind is Kind.FINISHED:
+            child.job = None
+            self.pool.worked()
+            if report.text("outcome") not in ("released", "unrecorded"):
+                child.jobs_done += 1
+                self._count_finished()
+        elif report.kind is Kind.LEAVING:
+            log.info("child_recycling", worker=child.slot, child_pid=child.pid,
+                     reason=report.text("reason"), jobs=int(report.number("jobs")))
+            self.pool.leaving(child)
+
+    def _count_finished(self) -> None:
+        self.jobs_done += 1
+        limit = self.options.max_jobs
+        if limit is not None and self.jobs_done >= limit and self.running:
+            log.info("max_jobs_reached", jobs=self.jobs_done)
+            self.stop(graceful=True)
+
+    def _settlements_left(self) -> bool:
+        # a stop does not wait forever for a dead backend: leases expire instead
+        if self.settlements and self.link.outage_since is not None:
+            waited = time.monotonic() - self.link.outage_since
+            if waited > self.settings.lease_s and self.stopping:
+                log.warning("settlements_abandoned", count=len(self.settlements),
+                            note="their leases expire and any master takes them back")
+                self.settlements.clear()
+        return bool(self.settlements)
+
+    # -- what the chores ask -----------------------------------------------------------------
+    def queues_empty(self, driver: Driver) -> bool:
+        wanted = set(self.settings.queues)
+        return not any(s.ready or s.reserved for s in driver.stats() if s.queue in wanted)
+
+    def info(self) -> WorkerInfo:
+        return WorkerInfo(self.host, self.pid, tuple(self.settings.queues), self.target,
+                          self.busy(), self.jobs_done, self.started_at, time.time())
+
+    def busy(self) -> int:
+        return sum(c.job is not None for c in self.pool.children.values())
+
+    # -- the end ---------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        if self.pool.children:  # an exception in the loop: never leave children behind
+            for owner in self.pool.end_all():
+                self.link.call(lambda d, owner=owner: d.release_owner(owner))
+        if not self.starting:
+            self.link.call(lambda d: d.remove_worker(self.host, self.pid))
+        self.link.close()
+        self.inbox.close()
+        log.info("master_stopped", jobs=self.jobs_done, status=int(self.exit_status))
