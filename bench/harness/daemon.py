@@ -62,6 +62,13 @@ class Daemon:
             self.ready_at = time.time()
             self.ready.set()
 
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """A suite that failed half-way leaves no daemon behind."""
+        self.kill()
+
     @property
     def pid(self) -> int:
         return self.proc.pid
@@ -91,6 +98,8 @@ class Daemon:
         self.wait(60)
 
     def kill(self) -> None:
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)
             try:

@@ -31,16 +31,15 @@ def _sample(daemon: Daemon, kids: list[int]) -> list[float]:
 def _idle(bench: Bench, cpu_window_s: float) -> list[float]:
     """The memory sample, then the CPU ms per second of master and children together."""
     bench.fresh()
-    daemon = bench.daemon(f"--workers={WORKERS}")
-    try:
+    with bench.daemon(f"--workers={WORKERS}") as daemon:
         daemon.wait_ready()
         time.sleep(1.0)  # the children settle into their idle wait
         sample = _sample(daemon, daemon.children())
         before = tree_cpu_s(daemon.pid)
         time.sleep(cpu_window_s)
-        return [*sample, (tree_cpu_s(daemon.pid) - before) / cpu_window_s * 1000]
-    finally:
+        used = tree_cpu_s(daemon.pid) - before
         daemon.stop()
+    return [*sample, used / cpu_window_s * 1000]
 
 
 def _busy(bench: Bench, warmup: int) -> list[float]:
@@ -48,16 +47,15 @@ def _busy(bench: Bench, warmup: int) -> list[float]:
     qm = bench.fresh()
     bench.push_backlog(Noop, warmup, qm)
     bench.push_backlog(Sleep1s, WORKERS * 2, qm)
-    daemon = bench.daemon(f"--workers={WORKERS}", "--max-jobs-per-child=0",
-                          f"--max={warmup + WORKERS * 2}")
-    deadline = time.monotonic() + 300
-    while len(running_children(daemon, Sleep1s.name)) < WORKERS:
-        if time.monotonic() > deadline:
-            daemon.kill()
-            raise RuntimeError("the children never ran the 1 s jobs at once")
-        time.sleep(0.01)
-    sample = _sample(daemon, running_children(daemon, Sleep1s.name))
-    daemon.wait(120)
+    with bench.daemon(f"--workers={WORKERS}", "--max-jobs-per-child=0",
+                      f"--max={warmup + WORKERS * 2}") as daemon:
+        deadline = time.monotonic() + 300
+        while len(running_children(daemon, Sleep1s.name)) < WORKERS:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the children never ran the 1 s jobs at once")
+            time.sleep(0.01)
+        sample = _sample(daemon, running_children(daemon, Sleep1s.name))
+        daemon.wait(120)
     return sample
 
 

@@ -30,11 +30,9 @@ def start(bench: Bench) -> list[Table]:
         for _ in range(bench.repeats):
             qm = bench.fresh()
             qm.push(QUEUE, Noop({}).to_payload())
-            daemon = bench.daemon(f"--workers={workers}")
-            try:
+            with bench.daemon(f"--workers={workers}") as daemon:
                 daemon.wait_ready()
                 wait_for(lambda: bench.record_count() >= 1, 60, "the first job")
-            finally:
                 daemon.stop()
             assert daemon.ready_at is not None
             ready.append((daemon.ready_at - daemon.spawned) * 1000)
@@ -102,19 +100,19 @@ def _probe_run(bench: Bench, probes: int) -> list[float]:
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     total = WARM_UP_PROBES + probes
     try:
-        daemon = bench.daemon(f"--workers={LATENCY_WORKERS}", f"--max={total}", records=fifo)
-        daemon.wait_ready()
-        time.sleep(0.5)  # the children reach their idle wait
         samples = []
-        for _ in range(total):
-            time.sleep(0.010)
-            qm.push(QUEUE, Noop({"sent": time.time()}).to_payload())
-            if not select.select([reader], [], [], 30)[0]:
-                daemon.kill()
-                raise RuntimeError("a probe was not picked up within 30 s")
-            record = read_one(reader)
-            samples.append(record.started - record.sent)
-        daemon.wait(60)
+        with bench.daemon(f"--workers={LATENCY_WORKERS}", f"--max={total}",
+                          records=fifo) as daemon:
+            daemon.wait_ready()
+            time.sleep(0.5)  # the children reach their idle wait
+            for _ in range(total):
+                time.sleep(0.010)
+                qm.push(QUEUE, Noop({"sent": time.time()}).to_payload())
+                if not select.select([reader], [], [], 30)[0]:
+                    raise RuntimeError("a probe was not picked up within 30 s")
+                record = read_one(reader)
+                samples.append(record.started - record.sent)
+            daemon.wait(60)
     finally:
         os.close(reader)
         fifo.unlink(missing_ok=True)
@@ -144,22 +142,22 @@ def mixed(bench: Bench) -> list[Table]:
 
 def _mixed_run(bench: Bench, total: int) -> tuple[list[float], list[float]]:
     qm = bench.fresh()
-    daemon = bench.daemon(f"--workers={MIXED_WORKERS}", "--max-jobs-per-child=0",
-                          f"--max={total}")
-    daemon.wait_ready()
-    time.sleep(0.5)
-    began = time.monotonic()
-    for i in range(total):
-        pause = began + i / MIXED_RATE - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        job = Sleep1s if i % MIXED_LONG_EVERY == MIXED_LONG_EVERY // 2 else Noop
-        qm.push(QUEUE, job({"sent": time.time()}).to_payload())
-    daemon.wait(120)
+    with bench.daemon(f"--workers={MIXED_WORKERS}", "--max-jobs-per-child=0",
+                      f"--max={total}") as daemon:
+        daemon.wait_ready()
+        time.sleep(0.5)
+        began = time.monotonic()
+        for i in range(total):
+            pause = began + i / MIXED_RATE - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            job = Sleep1s if i % MIXED_LONG_EVERY == MIXED_LONG_EVERY // 2 else Noop
+            qm.push(QUEUE, job({"sent": time.time()}).to_payload())
+        daemon.wait(120)
     records = bench.read_records()
     if len(records) != total:
         raise RuntimeError(f"{len(records)} jobs ran, {total} were pushed")
-    waits = {KIND_NOOP: [], KIND_1S: []}  # type: dict[int, list[float]]
+    waits: dict[int, list[float]] = {KIND_NOOP: [], KIND_1S: []}
     for record in records:
         waits[record.kind].append(record.started - record.sent)
     return sorted(waits[KIND_NOOP]), sorted(waits[KIND_1S])

@@ -93,9 +93,9 @@ class Bench:
 
     def drain_pushed(self, count: int, workers: int) -> Drain:
         server_cpu, daemon_cpu = self.store.server_cpu_s(), _reaped_cpu_s()
-        daemon = self.daemon(f"--workers={workers}", "--max-jobs-per-child=0",
-                             "--stop-when-empty")
-        daemon.wait(DRAIN_TIMEOUT_S)
+        with self.daemon(f"--workers={workers}", "--max-jobs-per-child=0",
+                         "--stop-when-empty") as daemon:
+            daemon.wait(DRAIN_TIMEOUT_S)
         daemon_cpu = _reaped_cpu_s() - daemon_cpu
         server_cpu = self.store.server_cpu_s() - server_cpu
         finished = sorted(r.finished for r in self.read_records())
