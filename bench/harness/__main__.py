@@ -39,12 +39,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="repeats per figure (default 3, 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (2k backlog, no 1M) and 1 repeat: a smoke test")
+    parser.add_argument("--backlog-sizes", type=_sizes, metavar="N,N,...",
+                        help="backlog suite: these sizes instead of 10000,100000,1000000 "
+                             "(from 1,000,000 jobs on: one repeat)")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     return args
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"each size must be at least 2: {text!r}")
+    return sizes
 
 
 def header(store_text: str, backend: str, args: argparse.Namespace) -> str:
@@ -63,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(SUITES) if "all" in args.suite else list(dict.fromkeys(args.suite))
     run_dir = Path(tempfile.mkdtemp(prefix="chappyd-bench-"))
     store = open_store(args.backend, run_dir)
-    bench = Bench(store, run_dir, args.repeats, args.quick)
+    bench = Bench(store, run_dir, args.repeats, args.quick, args.backlog_sizes)
     try:
         print(header(store.describe(), args.backend, args), flush=True)
         for name in names:

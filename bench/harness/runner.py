@@ -47,8 +47,10 @@ class Drain:
 
 
 class Bench:
-    def __init__(self, store: Store, run_dir: Path, repeats: int, quick: bool) -> None:
+    def __init__(self, store: Store, run_dir: Path, repeats: int, quick: bool,
+                 backlog_sizes: list[int] | None = None) -> None:
         self.store, self.run_dir, self.repeats, self.quick = store, run_dir, repeats, quick
+        self.backlog_sizes = backlog_sizes
         self.config = run_dir / "empty.env"
         self.config.write_text("")
         self.records = run_dir / "records.bin"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 
 from bench.harness.runner import Bench, Drain
 from bench.harness.tables import Column, Table
@@ -11,6 +12,7 @@ from bench.jobs import Noop, Sleep5ms
 CORES_WORKERS = 2  # the machine's core count: the backlog drains with one child per core
 POOL_SIZES = (1, 2, 4, 8)
 IO_WORKERS = 8
+BACKLOG_SIZES = (10_000, 100_000, 1_000_000)
 
 
 #: chappyd's CPU includes its start-up (about 0.3 s of CPU a process, imports mostly)
@@ -28,7 +30,7 @@ def _ratio(values: list[float], base: list[float]) -> str:
 
 def backlog(bench: Bench) -> list[Table]:
     """Drain rate with 10k, 100k and 1M jobs waiting, and the backlog's size per job."""
-    sizes = [2_000] if bench.quick else [10_000, 100_000, 1_000_000]
+    sizes = bench.backlog_sizes or ([2_000] if bench.quick else list(BACKLOG_SIZES))
     table = Table("Backlog scaling", [
         Column("jobs waiting", higher_is_better=None), Column("repeats", higher_is_better=None),
         Column("push_many x1000, jobs/s"), Column("store bytes/job", higher_is_better=False),
@@ -51,6 +53,9 @@ def backlog(bench: Bench) -> list[Table]:
         base = base or steady
         table.add(f"{size:,}", str(repeats), push, per_job, [r.wall for r in runs], steady,
                   _ratio(steady, base), *_cpu_cells(runs))
+        # a row as soon as it is known: the 1M drain can take longer than one is willing to wait
+        print(f"backlog {size:,}: steady {[round(x) for x in steady]} jobs/s", file=sys.stderr,
+              flush=True)
     return [table]
 
 
