@@ -41,5 +41,11 @@ test-deb:
 lint: venv
 	$(BIN)/ruff check .
 
+# The benchmark harness on one backend: `make bench BACKEND=postgres SUITE=pool`.
+BACKEND ?= sqlite
+SUITE ?= all
+bench: venv
+	$(BIN)/python -m bench.harness --backend $(BACKEND) --suite $(SUITE)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -4,7 +4,7 @@ test (CREATE DATABASE ... TEMPLATE). Never the machine's own server.
 
 As root, the server runs as the unprivileged `postgres` user (PostgreSQL refuses root).
 A missing binary fails the tests that need it with one line: scripts/system-deps.sh
-installs it. Also used by bench/pg_bench.py, with durable settings.
+installs it. Also used by the benchmark harness (bench/harness), with durable settings.
 """
 
 from __future__ import annotations

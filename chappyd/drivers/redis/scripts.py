@@ -64,7 +64,7 @@ def run(client: redis.Redis, call: Call) -> Any:
 
     On a single-connection client the command goes straight to its connection: the
     client's generic command path costs ~8 us of CPU per call (redis-py 8), a tenth of
-    a push and of a worker's per-job cost (bench/redis_bench.py)."""
+    a push and of a worker's per-job cost (measured by the former bench/redis_bench.py)."""
     from redis.exceptions import NoScriptError, ResponseError
 
     conn = getattr(client, "connection", None)
