@@ -135,8 +135,13 @@ class Schedule:
 
     def _next_s(self, after_s: int) -> int:
         if self.follows_elapsed_time:
-            return self._next_elapsed_s(after_s)
-        return self._next_wall_clock_s(after_s)
+            tick_s = self._next_elapsed_s(after_s)
+        else:
+            tick_s = self._next_wall_clock_s(after_s)
+        if tick_s <= after_s:  # a tick that does not move on would spin the caller forever
+            raise RuntimeError(f"schedule {self.expression!r} in {self.timezone}: "
+                               f"tick {tick_s} is not after {after_s}")
+        return tick_s
 
     def _next_elapsed_s(self, after_s: int) -> int:
         # Within a stretch of constant UTC offset, wall time is instant + offset and
@@ -149,6 +154,9 @@ class Schedule:
             change_s = self._first_change_s(tick_floor_s + 1, candidate_s)
             if change_s is None:
                 return candidate_s
+            if change_s - 1 <= tick_floor_s:  # would search the same stretch forever
+                raise RuntimeError(f"schedule {self.expression!r} in {self.timezone}: "
+                                   f"offset change {change_s} is not after {tick_floor_s}")
             tick_floor_s = change_s - 1
 
     def _next_wall_clock_s(self, after_s: int) -> int:
