@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
 from chappyd.schedules import (
     MAX_CATCHUP_TICKS,
@@ -305,3 +309,63 @@ def test_a_bad_class_attribute_is_named(attrs, message):
     with pytest.raises(ScheduleError) as caught:
         validate_schedule_attrs(*attrs)
     assert str(caught.value) == message
+
+
+# --- a brute-force oracle, minute by minute, over change days in odd zones -------------
+
+@functools.cache
+def minute_hour_fields(expression: str) -> list[list[int | str]]:
+    """Minute and hour fields only: the oracle's expressions leave the date fields `*`."""
+    fields = croniter.expand(expression)[0]
+    assert fields[2:] == [["*"], ["*"], ["*"]]
+    return fields[:2]
+
+
+def wall_matches(expression: str, wall: datetime) -> bool:
+    fields = minute_hour_fields(expression)
+    return all(f == ["*"] or value in f
+               for f, value in zip(fields, (wall.minute, wall.hour), strict=True))
+
+
+def brute_force(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """Ticks in (start, end) by the rules read literally, minute by minute: every-hour
+    schedules tick at each instant whose wall time matches; named hours at the first
+    instant whose wall time reaches each matching wall time."""
+    instants = [start + timedelta(minutes=n)
+                for n in range(int((end - start).total_seconds()) // 60 + 1)]
+    walls = [i.astimezone(schedule.zone).replace(tzinfo=None) for i in instants]
+    matches = [wall_matches(schedule.expression, w) for w in walls]
+    if schedule.follows_elapsed_time:
+        return [i for i, m in zip(instants[1:-1], matches[1:-1], strict=True) if m]
+    highest = list(itertools.accumulate(walls, max))
+    ticks: set[datetime] = set()
+    wall = min(walls)
+    while wall <= highest[-1]:
+        if wall_matches(schedule.expression, wall):
+            reached = instants[bisect.bisect_left(highest, wall)]
+            if start < reached < end:
+                ticks.add(reached)
+        wall += timedelta(minutes=1)
+    return sorted(ticks)
+
+
+def offset_changes_2026(zone: ZoneInfo) -> list[datetime]:
+    hours = [utc(2026, 1, 1) + timedelta(hours=h) for h in range(365 * 24 + 1)]
+    offsets = [h.astimezone(zone).utcoffset() for h in hours]
+    return [hours[n] for n in range(len(hours) - 1) if offsets[n] != offsets[n + 1]]
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Berlin", "America/New_York",
+                                       "Australia/Lord_Howe", "America/Santiago"])
+@pytest.mark.parametrize("expression", ["*/20 * * * *", "0 0 * * *", "30 2 * * *",
+                                        "*/30 0-3 * * *"])
+def test_ticks_agree_with_the_brute_force_oracle_around_every_change(zone_name, expression):
+    """Lord Howe moves by 30 minutes; Santiago changes at midnight."""
+    schedule = Schedule.parse(expression, zone_name)
+    changes = offset_changes_2026(schedule.zone)
+    assert len(changes) == 2
+    for change in changes:
+        start, end = change - timedelta(hours=8), change + timedelta(hours=8)
+        expected = brute_force(schedule, start, end)
+        assert expected
+        assert schedule.ticks_between(start, end - SECOND, 1000) == expected
