@@ -170,6 +170,18 @@ def _redis_prefix(raw: str) -> str:
     return prefix
 
 
+def _timezone(raw: str) -> str:
+    # periodic jobs' default zone; checked here so a typo is refused where it enters
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError("not a known IANA timezone (e.g. UTC, Europe/Berlin)") from None
+    return name
+
+
 def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error", "critical")(raw)
 
@@ -209,6 +221,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("CHAPPY_GRACEFUL_TIMEOUT", "graceful_timeout_s", _seconds, flag="--graceful-timeout"),
     Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", _bool),
     Option("CHAPPY_REDIS_PREFIX", "redis_prefix", _redis_prefix),
+    Option("CHAPPY_TIMEZONE", "timezone", _timezone),
     Option("LOG_FORMAT", "log_format", _choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", _log_level, flag="--log-level"),
 )
@@ -236,6 +249,7 @@ class Settings:
     graceful_timeout_s: float = 30.0
     auto_migrate: bool = True
     redis_prefix: str = "chappy"
+    timezone: str = "UTC"  # periodic jobs' default zone
     log_format: str | None = None  # None: console on a TTY, JSON otherwise
     log_level: str = "info"
     instance: str | None = None

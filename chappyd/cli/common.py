@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from chappyd.config import OPTIONS_BY_FLAG, Settings, load_settings
 from chappyd.errors import ChappyError, ConfigError, ExitStatus
 from chappyd.jobs import Registry
+from chappyd.scheduler import scheduled_jobs
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +33,7 @@ def load_registry(settings: Settings) -> Registry:
     except Exception as exc:  # a job module that fails to import is a config problem
         raise ConfigError("CHAPPY_JOBS", ",".join(settings.jobs), settings.source("CHAPPY_JOBS"),
                           f"cannot import: {exc}") from None
+    scheduled_jobs(registry, settings.timezone)  # a bad schedule is 78 naming its class
     return registry
 
 

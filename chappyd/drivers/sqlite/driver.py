@@ -11,15 +11,18 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
+    TICK_RECORD_S,
     JobRecord,
     NewJob,
     QueueStats,
     Reservation,
+    TickOutcome,
+    TickResult,
     WorkerInfo,
     job_state,
     listed_queues,
@@ -130,6 +133,43 @@ class SqliteDriver:
                 }).fetchone()[0])
                 for job in jobs
             ]
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        # one BEGIN IMMEDIATE: the tick's row and its job exist together or not at all
+        params = {"job": job_name, "tick": tick, "queue": queue}
+        with self._write() as conn:
+            if conn.execute(Q["tick_claim"], params).fetchone() is None:
+                return TickResult(TickOutcome.DUPLICATE)
+            conn.execute(Q["tick_prune"], {**params, "before": tick - TICK_RECORD_S})
+            if skip_if_waiting and conn.execute(Q["tick_waiting"], params).fetchone():
+                return TickResult(TickOutcome.SKIPPED)
+            now = time.time()
+            (job_id,) = conn.execute(Q["insert"], {
+                "queue": queue, "payload": job.payload, "available_at": job.available_at,
+                "now": now}).fetchone()
+            conn.execute(Q["tick_enqueued"], {**params, "job_id": job_id})
+        return TickResult(TickOutcome.ENQUEUED, str(job_id))
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        # a read-only connection of its own: looking must not create the file or schema
+        if not jobs or not self.path.is_file():
+            return {}
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                rows = conn.execute(Q["last_ticks"], {"jobs": json.dumps(list(jobs))})
+                return {job: int(tick) for job, tick in rows}
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            if str(exc).startswith("no such table"):
+                return {}
+            raise BackendUnavailable(self.description, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(self.description, str(exc)) from exc
 
     # -- workers ----------------------------------------------------------------
     def reserve(
