@@ -245,6 +245,7 @@ class Master:
         for warning in settings.warnings:
             log.warning("config_warning", problem=warning)
         self.settings, self.target = settings, settings.workers
+        self.scheduler = Scheduler.for_master(self.registry, settings)  # queues may differ
         self.link.close()  # the backend URL may have changed
         self.link.settings = settings
         self._retire([c for c in self.children.values() if not c.retiring])
