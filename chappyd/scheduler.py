@@ -145,7 +145,8 @@ class Scheduler:
         entry.handled = now
         if missed:
             log.info("schedule_caught_up", job=job.name, policy=job.catchup,
-                     ticks=len(missed), last_tick=last and last.isoformat())
+                     ticks=len(missed), last_tick=last and last.isoformat(),
+                     newest_tick=missed[-1].isoformat())
 
     def _run_entry(self, driver: Driver, entry: _Entry, now: datetime) -> None:
         assert entry.handled is not None
