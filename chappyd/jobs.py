@@ -14,6 +14,7 @@ import pkgutil
 import time
 import traceback
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,13 +34,19 @@ class Job:
     """Subclass it and define ``handle()``; see docs/design.md §2 for the contract.
 
     Inside ``handle()``: ``self.data`` (the payload's data), ``self.job_id``,
-    ``self.attempts`` (this attempt included) and ``self.payload`` (the whole payload).
+    ``self.attempts`` (this attempt included), ``self.payload`` (the whole payload) and
+    ``self.scheduled_for`` (the tick of a periodic job's run, else None).
     """
 
     name: ClassVar[str]
     queue: ClassVar[str] = "default"
     tries: ClassVar[int | None] = None
     timeout: ClassVar[float | None] = None
+    # periodic jobs: a cron expression makes the masters serving `queue` enqueue it
+    schedule: ClassVar[str | None] = None
+    timezone: ClassVar[str | None] = None  # IANA name; None: CHAPPY_TIMEZONE
+    catchup: ClassVar[str] = "latest"  # after downtime: "latest", "none" or "all"
+    schedule_data: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -58,6 +65,17 @@ class Job:
         self.job_id: str | None = None
         self.attempts = 0
         self.payload: dict[str, Any] = {}
+
+    @property
+    def scheduled_for(self) -> datetime | None:
+        """The tick this run is for (aware UTC), None when it was not a scheduled run."""
+        value = self.payload.get("scheduled_for")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):  # a producer's nonsense: no tick
+            return None
 
     # -- the seed's interface -------------------------------------------------
     def handle(self) -> None:

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import structlog
@@ -50,6 +51,7 @@ from chappyd.jobs import Registry
 from chappyd.link import BackendLink
 from chappyd.reclaim import Settlement, settle
 from chappyd.reports import Kind, Report, ReportReader, readable
+from chappyd.scheduler import Scheduler
 from chappyd.validate import MAX_WORKERS, fd_budget_problem
 
 log = structlog.get_logger("chappyd.master")
@@ -100,6 +102,7 @@ class Timers:
     watchdog: float = 0.0
     spawn: float = 0.0
     stop_deadline: float = 0.0
+    schedule: float = 0.0
 
 
 class Master:
@@ -128,6 +131,7 @@ class Master:
         self.announce_ready = True
         self.started_at = time.time()
         self.link = BackendLink(settings)
+        self.scheduler = Scheduler.for_master(registry, settings)  # periodic jobs' ticks
         self._last_status = ""
         self._last_turn = 0.0
         self.budget: Budget | None = None
@@ -259,6 +263,7 @@ class Master:
         for warning in settings.warnings:
             log.warning("config_warning", problem=warning)
         self.settings, self.target = settings, settings.workers
+        self.scheduler = Scheduler.for_master(self.registry, settings)  # queues may differ
         self.link.close()  # the backend URL may have changed
         self.link.settings = settings
         self._retire([c for c in self.children.values() if not c.retiring])
@@ -502,6 +507,10 @@ class Master:
         if self.state is not State.STARTING and now >= self.timers.heartbeat:
             self.link.call(lambda d: d.heartbeat(self._info()))
             self.timers.heartbeat = now + HEARTBEAT_INTERVAL_S
+        if self.scheduler and self.state is State.RUNNING and now >= self.timers.schedule:
+            wall = datetime.now(UTC)
+            due = self.link.call(lambda d: self.scheduler.run_due(d, wall))
+            self.timers.schedule = now + self.scheduler.wait_s(due, wall)
         if (self.options.stop_when_empty and self.state is State.RUNNING
                 and not self.announce_ready and now >= self.timers.empty_check):
             self.timers.empty_check = now + STOP_WHEN_EMPTY_EVERY_S

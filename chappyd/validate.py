@@ -156,6 +156,18 @@ def redis_url(raw: str) -> str:
     return never_working_url(url)
 
 
+def timezone(raw: str) -> str:
+    """Periodic jobs' default zone: an IANA name the system's zoneinfo knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError("not a known IANA timezone (e.g. UTC, Europe/Berlin)") from None
+    return name
+
+
 def redis_prefix(raw: str) -> str:
     prefix = raw.strip()
     if not _REDIS_PREFIX.fullmatch(prefix):

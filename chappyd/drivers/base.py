@@ -16,7 +16,7 @@ Vocabulary (one word, one meaning):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -35,6 +35,25 @@ class NewJob:
 
     payload: str
     available_at: float
+
+
+class TickOutcome(StrEnum):
+    """What `enqueue_tick` did with a (job name, tick)."""
+
+    ENQUEUED = "enqueued"
+    DUPLICATE = "duplicate"  # that tick was taken already, by this or another master
+    SKIPPED = "skipped"  # an earlier run of the schedule still waits: no pile-up
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    outcome: TickOutcome
+    job_id: str | None = None  # set when ENQUEUED
+
+
+#: A tick's dedup record is kept this long after the tick (rows pruned, keys expired):
+#: far longer than any master's view of "now" can lag behind another's.
+TICK_RECORD_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +178,22 @@ class Driver(Protocol):
     # -- producers ------------------------------------------------------------
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Insert jobs in one round trip; returns their ids in order. Wakes idle workers."""
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        """Enqueue `job` as the run of `job_name` for `tick` (unix s), once per backend.
+
+        Atomic: however many masters call this for one (job_name, tick) at once,
+        exactly one gets ENQUEUED, the others DUPLICATE. With `skip_if_waiting`, the
+        tick is recorded but nothing is pushed (SKIPPED) while the schedule's last
+        enqueued run is still waiting (ready or delayed). An enqueued tick becomes the
+        schedule's last tick (see `last_ticks`)."""
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        """The last enqueued tick (unix s) of each schedule in `jobs` (job name ->
+        queue); never-enqueued ones are absent. Read-only: creates no schema, file or
+        key, and answers {} where the schema does not exist yet."""
 
     # -- workers --------------------------------------------------------------
     def reserve(

@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import psycopg
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
+    TICK_RECORD_S,
     JobRecord,
     JobState,
     NewJob,
     QueueStats,
     Reservation,
+    TickOutcome,
+    TickResult,
     WorkerInfo,
     listed_queues,
     live_since,
@@ -29,6 +32,7 @@ from chappyd.drivers.base import (
 )
 from chappyd.drivers.postgres.session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
+from chappyd.errors import SchemaMissing
 
 Q = load_queries(__package__, "schema.sql")
 MIGRATIONS: list[tuple[int, str]] = sorted(
@@ -148,6 +152,36 @@ class PostgresDriver:
             else:
                 ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
         return [str(job_id) for job_id in json.loads(ids or "[]")]
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        # one transaction: the tick's row and its job exist together or not at all;
+        # the schedule's row lock makes concurrent masters take turns
+        params = {"job": job_name, "tick": tick, "queue": queue}
+        with self._session.use() as conn, conn.transaction():
+            if self._session.async_commit:
+                conn.execute("SET LOCAL synchronous_commit = on")  # as push_many
+            conn.execute(Q["tick_lock"], params)
+            if conn.execute(Q["tick_claim"], params).fetchone() is None:
+                return TickResult(TickOutcome.DUPLICATE)
+            conn.execute(Q["tick_prune"], {**params, "before": tick - TICK_RECORD_S})
+            if skip_if_waiting and conn.execute(Q["tick_waiting"], params).fetchone():
+                return TickResult(TickOutcome.SKIPPED)
+            row = conn.execute(Q["tick_insert"], {
+                **params, "payload": job.payload,
+                "available_at": float(job.available_at)}).fetchone()
+        return TickResult(TickOutcome.ENQUEUED, str(row[0]))
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        if not jobs:
+            return {}
+        try:
+            with self._session.use() as conn:
+                rows = conn.execute(Q["last_ticks"], {"jobs": list(jobs)}).fetchall()
+        except SchemaMissing:
+            return {}
+        return {job: int(tick) for job, tick in rows}
 
     # -- workers ----------------------------------------------------------------
     def reserve(

@@ -225,6 +225,22 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- name: migration_3
+-- chappyd 3: periodic jobs. One row per (job, tick) enqueued or skipped: its primary
+-- key refuses a second enqueue of a tick (rows older than a day are pruned); and per
+-- schedule the last enqueued tick (catch-up) and its job (no pile-up), never pruned.
+CREATE TABLE IF NOT EXISTS queue_schedule_ticks (
+    job  text   NOT NULL,
+    tick bigint NOT NULL,
+    PRIMARY KEY (job, tick)
+);
+CREATE TABLE IF NOT EXISTS queue_schedules (
+    job         text PRIMARY KEY,
+    queue       text NOT NULL,
+    last_tick   bigint,
+    last_job_id bigint
+);
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS queue_migrations (
     version    integer PRIMARY KEY,
@@ -468,3 +484,40 @@ DELETE FROM queue
 
 -- name: clear
 DELETE FROM queue WHERE queue = %(queue)s AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: tick_lock
+-- Takes the schedule's row lock for the transaction: enqueues of one schedule from
+-- several masters take turns, so each sees what the previous one committed.
+INSERT INTO queue_schedules (job, queue) VALUES (%(job)s, %(queue)s)
+ON CONFLICT (job) DO UPDATE SET queue = excluded.queue
+
+-- name: tick_claim
+INSERT INTO queue_schedule_ticks (job, tick) VALUES (%(job)s, %(tick)s)
+ON CONFLICT DO NOTHING
+RETURNING tick
+
+-- name: tick_waiting
+SELECT 1 FROM queue_schedules s JOIN queue q ON q.id = s.last_job_id
+ WHERE s.job = %(job)s AND q.reserved_at IS NULL AND q.failed_at IS NULL
+
+-- name: tick_insert
+-- The job, and the schedule's last tick and job, in one statement.
+WITH job AS (
+    INSERT INTO queue (queue, payload, available_at, created_at, updated_at)
+    VALUES (%(queue)s, %(payload)s, %(available_at)s,
+            extract(epoch FROM now())::float8, extract(epoch FROM now())::float8)
+    RETURNING id
+), noted AS (
+    UPDATE queue_schedules
+       SET last_tick = greatest(coalesce(last_tick, 0), %(tick)s),
+           last_job_id = (SELECT id FROM job)
+     WHERE job = %(job)s
+)
+SELECT id FROM job
+
+-- name: tick_prune
+DELETE FROM queue_schedule_ticks WHERE job = %(job)s AND tick < %(before)s
+
+-- name: last_ticks
+SELECT job, last_tick FROM queue_schedules
+ WHERE last_tick IS NOT NULL AND job = ANY(%(jobs)s::text[])

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
-from chappyd.drivers.base import NewJob, Reservation
+from chappyd.drivers.base import TICK_RECORD_S, NewJob, Reservation, TickOutcome, TickResult
 from chappyd.drivers.redis.admin import RedisAdmin
 from chappyd.drivers.redis.conn import SOCKET_TIMEOUT_S
 from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run, run_after, script
@@ -46,6 +46,7 @@ PUSH_CHUNK = 1000
 #: expire_leases takes back at most this many jobs per queue per call.
 EXPIRE_PER_CALL = 1000
 PUSH_READY = script("push_ready")
+ENQUEUE_TICK = script("enqueue_tick")
 LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
 
 
@@ -112,6 +113,33 @@ class RedisDriver(RedisAdmin):
             run(client, Call(PUSH_READY, (k.ready, k.wake, k.job_prefix + job_id),
                              (job_id, job.payload, repr(job.available_at), repr(now))))
         return job_id
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            job_id = self.take_ids(client, 1)[0]
+        keys = [k.ready, k.delayed, k.wake, k.job(job_id), k.tick(job_name, tick),
+                k.schedules, k.schedule_runs, k.job_prefix]
+        args = [job_name, tick, job_id, job.payload, repr(float(job.available_at)),
+                TICK_RECORD_S, "1" if skip_if_waiting else "0"]
+        call = Call(ENQUEUE_TICK, keys, args)
+        before = self.registering([queue])
+        result = self.run_many([call], before)[0] if before else self.run(call)
+        self.registered([queue])
+        outcome = TickOutcome(_text(result[0]))
+        return TickResult(outcome, _text(result[1]) if len(result) > 1 else None)
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        names = list(jobs)
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.hget(self.keys.queue(jobs[name]).schedules, name)
+            found = pipe.execute()
+        return {name: int(tick) for name, tick in zip(names, found, strict=True)
+                if tick is not None}
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -299,3 +327,7 @@ def _reservations(flat: Sequence) -> list[Reservation]:
                     float(flat[i + 5]))
         for i in range(0, len(flat), 6)
     ]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -134,4 +134,4 @@ def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call
 
 ALL_SCRIPTS = ("push", "push_ready", "reserve", "ack", "retry", "fail", "release", "held_by",
                "extend_leases", "release_owner", "expire_leases", "stats", "retry_failed",
-               "forget", "clear")
+               "forget", "clear", "enqueue_tick")

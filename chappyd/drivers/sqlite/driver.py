@@ -11,15 +11,18 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
+    TICK_RECORD_S,
     JobRecord,
     NewJob,
     QueueStats,
     Reservation,
+    TickOutcome,
+    TickResult,
     WorkerInfo,
     job_state,
     listed_queues,
@@ -31,8 +34,11 @@ from chappyd.drivers.sqlite import opening
 from chappyd.errors import BackendUnavailable, BackendUnusable, SchemaMissing
 
 Q = load_queries(__package__, "schema.sql")
-#: PRAGMA user_version once the schema is complete (2: time strings normalised).
-SCHEMA_VERSION = 2
+#: PRAGMA user_version once the schema is complete.
+SCHEMA_VERSION = 3
+#: The blocks of schema.sql that make the schema, in order; each is idempotent and the
+#: last sets user_version to SCHEMA_VERSION (2: time strings normalised; 3: periodic jobs).
+_SCHEMA_BLOCKS = ("schema", "migration_2", "migration_3")
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -137,7 +143,7 @@ class SqliteDriver:
         return note
 
     def schema_sql(self) -> str:
-        return Q["schema"] + "\n\n" + Q["migration_2"] + "\n"
+        return "\n\n".join(Q[name] for name in _SCHEMA_BLOCKS) + "\n"
 
     # -- producers --------------------------------------------------------------
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
@@ -150,6 +156,43 @@ class SqliteDriver:
                 }).fetchone()[0])
                 for job in jobs
             ]
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        # one BEGIN IMMEDIATE: the tick's row and its job exist together or not at all
+        params = {"job": job_name, "tick": tick, "queue": queue}
+        with self._write() as conn:
+            if conn.execute(Q["tick_claim"], params).fetchone() is None:
+                return TickResult(TickOutcome.DUPLICATE)
+            conn.execute(Q["tick_prune"], {**params, "before": tick - TICK_RECORD_S})
+            if skip_if_waiting and conn.execute(Q["tick_waiting"], params).fetchone():
+                return TickResult(TickOutcome.SKIPPED)
+            now = time.time()
+            (job_id,) = conn.execute(Q["insert"], {
+                "queue": queue, "payload": job.payload, "available_at": job.available_at,
+                "now": now}).fetchone()
+            conn.execute(Q["tick_enqueued"], {**params, "job_id": job_id})
+        return TickResult(TickOutcome.ENQUEUED, str(job_id))
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        # a read-only connection of its own: looking must not create the file or schema
+        if not jobs or not self.path.is_file():
+            return {}
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                rows = conn.execute(Q["last_ticks"], {"jobs": json.dumps(list(jobs))})
+                return {job: int(tick) for job, tick in rows}
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            if str(exc).startswith("no such table"):
+                return {}
+            raise BackendUnavailable(self.description, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(self.description, str(exc)) from exc
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -329,7 +372,7 @@ def _apply_schema(conn: sqlite3.Connection, description: str) -> str | None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         (adopt,) = conn.execute(Q["is_chappy_php_table"]).fetchone()  # under the lock
-        blocks = [Q["schema"], Q["migration_2"]]
+        blocks = [Q[name] for name in _SCHEMA_BLOCKS]
         if adopt:
             blocks[:1] = [Q["adopt_chappy_php"], Q["schema"], Q["adopt_chappy_php_copy"]]
         for statement in _statements("\n".join(b.rstrip().rstrip(";") + ";" for b in blocks)):

@@ -97,6 +97,25 @@ UPDATE queue
  WHERE typeof(available_at) = 'text' OR typeof(reserved_at) = 'text' OR typeof(failed_at) = 'text' OR typeof(created_at) = 'text' OR typeof(updated_at) = 'text';
 PRAGMA user_version = 2;
 
+-- name: migration_3
+-- chappyd 3: periodic jobs.
+-- One row per (job, tick) ever enqueued or skipped: the primary key is
+-- what refuses a second enqueue of a tick. Rows older than a day are pruned.
+CREATE TABLE IF NOT EXISTS queue_schedule_ticks (
+    job  TEXT    NOT NULL,
+    tick INTEGER NOT NULL,
+    PRIMARY KEY (job, tick)
+);
+-- Per schedule: the last enqueued tick (catch-up after downtime) and its job (no
+-- pile-up while that job still waits). Never pruned.
+CREATE TABLE IF NOT EXISTS queue_schedules (
+    job         TEXT PRIMARY KEY,
+    queue       TEXT NOT NULL,
+    last_tick   INTEGER,
+    last_job_id INTEGER
+);
+PRAGMA user_version = 3;
+
 -- name: is_chappy_php_table
 -- A queue table without chappyd's lease columns: Chappy.php's own migration made it.
 SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue')
@@ -253,3 +272,28 @@ DELETE FROM queue WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :qu
 
 -- name: clear
 DELETE FROM queue WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: tick_claim
+-- The (job, tick) is taken by whoever inserts it first; RETURNING is empty for the rest.
+INSERT INTO queue_schedule_ticks (job, tick) VALUES (:job, :tick)
+ON CONFLICT DO NOTHING
+RETURNING tick
+
+-- name: tick_waiting
+-- Is the schedule's last enqueued run still waiting (ready, delayed, or backing off)?
+SELECT 1 FROM queue_schedules s JOIN queue q ON q.id = s.last_job_id
+ WHERE s.job = :job AND q.reserved_at IS NULL AND q.failed_at IS NULL
+
+-- name: tick_enqueued
+INSERT INTO queue_schedules (job, queue, last_tick, last_job_id)
+VALUES (:job, :queue, :tick, :job_id)
+ON CONFLICT (job) DO UPDATE
+   SET queue = excluded.queue, last_tick = max(coalesce(last_tick, 0), excluded.last_tick),
+       last_job_id = excluded.last_job_id
+
+-- name: tick_prune
+DELETE FROM queue_schedule_ticks WHERE job = :job AND tick < :before
+
+-- name: last_ticks
+SELECT job, last_tick FROM queue_schedules
+ WHERE last_tick IS NOT NULL AND job IN (SELECT value FROM json_each(:jobs))
