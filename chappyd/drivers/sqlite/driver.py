@@ -120,16 +120,38 @@ class SqliteDriver:
         return Q["schema"] + "\n"
 
     # -- producers --------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        now = time.time()
-        with self._write() as conn:
-            return [
-                str(conn.execute(Q["insert"], {
-                    "queue": queue, "payload": job.payload,
-                    "available_at": job.available_at, "now": now,
-                }).fetchone()[0])
-                for job in jobs
-            ]
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: sqlite3.Connection | None = None
+    ) -> list[str]:
+        """With `conn` (the caller's connection to this file), the rows are written by it
+        in its transaction, which the caller commits (idle workers see the commit)."""
+        if conn is not None:
+            self._check_caller(conn)
+            return _insert(conn, queue, jobs)
+        with self._write() as own:
+            return _insert(own, queue, jobs)
+
+    def _check_caller(self, conn: object) -> None:
+        """ValueError unless `conn` is an open sqlite3 connection to this queue's file."""
+        if not isinstance(conn, sqlite3.Connection):
+            kind = f"{type(conn).__module__}.{type(conn).__qualname__}"
+            raise ValueError(f"conn= must be a sqlite3.Connection to the queue's file "
+                             f"{self.path}, not {kind}")
+        try:
+            files = {name: path for _, name, path in conn.execute("PRAGMA database_list")}
+            has_table = conn.execute(Q["has_queue_table"]).fetchone() is not None
+        except sqlite3.ProgrammingError as exc:  # closed, or another thread's
+            raise ValueError(f"conn= cannot be used: {exc}") from exc
+        theirs = files.get("main") or ":memory:"
+        if theirs == ":memory:" or os.path.realpath(theirs) != os.path.realpath(self.path):
+            raise ValueError(f"conn= is connected to {theirs}, the queue is in {self.path}")
+        if not has_table and self.auto_migrate:
+            with self._guard():  # opening chappyd's own connection creates the schema
+                pass
+            has_table = conn.execute(Q["has_queue_table"]).fetchone() is not None
+        if not has_table:
+            raise ValueError(f"conn= reaches {theirs}, which has no chappyd queue table "
+                             f"yet (run `chappyctl migrate`)")
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -297,6 +319,18 @@ class SqliteDriver:
     def clear(self, queue: str) -> int:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+
+def _insert(conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+    """Every push's insert, on chappyd's connection or the caller's."""
+    now = time.time()
+    return [
+        str(conn.execute(Q["insert"], {
+            "queue": queue, "payload": job.payload,
+            "available_at": job.available_at, "now": now,
+        }).fetchone()[0])
+        for job in jobs
+    ]
 
 
 def _decode_text(raw: bytes) -> str:

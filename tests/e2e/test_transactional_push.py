@@ -1,0 +1,175 @@
+"""push(conn=...): a job exists if and only if the caller's transaction commits.
+
+The app here is what the docs show: a `users` table in the queue's own database, a
+user inserted and a job pushed in one transaction of the app's own connection (sqlite3,
+psycopg 3 or psycopg2). Whether the job exists is asked by another process
+(`chappyctl show`), and real `chappyd` daemons run what was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import psycopg2
+import pytest
+
+from chappyd.drivers.redis.driver import REFUSED_CONN
+from tests.e2e.conftest import E2E
+from tests.e2e.ctl_helpers import ctl
+from tests.e2e.tx_jobs import Stamped
+from tests.procs import wait_until
+
+JOBS = "tests.e2e.jobs,tests.e2e.tx_jobs"
+USERS_DDL = {
+    "sqlite": "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)",
+    "postgres": "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL)",
+}
+#: From a commit to the job's start in an idle worker (the issue's bound).
+PICKUP_BOUND_S = 0.050
+
+
+class App:
+    """The application's side: its own DB-API connection, its own transactions."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def sql(self, statement: str) -> Any:
+        cursor = self.conn.cursor()
+        cursor.execute(statement)
+        return cursor
+
+    def register(self, email: str, e2e: E2E) -> tuple[int, str]:
+        """The seed's example made safe: the user and its welcome job, one transaction."""
+        (user_id,) = self.sql(
+            f"INSERT INTO users (email) VALUES ('{email}') RETURNING id").fetchone()
+        job_id = Stamped.dispatch({"user_id": user_id}, conn=self.conn, manager=e2e.manager)
+        return user_id, job_id
+
+    def users(self) -> list[str]:
+        return [row[0] for row in self.sql("SELECT email FROM users ORDER BY id").fetchall()]
+
+
+def open_app(backend: str, client: str, e2e: E2E) -> Any:
+    if backend == "sqlite":
+        return sqlite3.connect(str(e2e.settings.sqlite_path()))
+    if client == "psycopg2":
+        return psycopg2.connect(e2e.settings.database_url)
+    return psycopg.connect(e2e.settings.database_url)
+
+
+@pytest.fixture(params=["psycopg", "psycopg2"])
+def client(request: pytest.FixtureRequest, backend: str) -> str:
+    if backend == "redis":
+        pytest.skip("Redis refuses conn=: test_redis_refuses_conn")
+    if backend == "sqlite" and request.param == "psycopg2":
+        pytest.skip("psycopg2 is a PostgreSQL client")
+    return "sqlite3" if backend == "sqlite" else request.param
+
+
+@pytest.fixture
+def app(e2e: E2E, backend: str, client: str) -> Iterator[App]:
+    _ = e2e.driver  # the queue's schema exists
+    setup = App(open_app(backend, client, e2e))
+    setup.sql(USERS_DDL[backend])
+    setup.conn.commit()
+    yield setup
+    setup.conn.close()
+
+
+def shown(e2e: E2E, job_id: str) -> dict[str, Any] | None:
+    """The job as another process sees it (`chappyctl show`), None when it does not exist."""
+    result = ctl(e2e.env, "show", job_id, "--json")
+    if result.returncode == 1 and result.stdout == "":
+        assert job_id in result.stderr, result.stderr
+        return None
+    assert (result.returncode, result.stderr) == (0, ""), result
+    return json.loads(result.stdout)
+
+
+def start_times(e2e: E2E) -> dict[str, float]:
+    return {event.job_id: float(event.name) for event in e2e.events("start")}
+
+
+def test_a_job_exists_only_once_its_transaction_commits_and_then_runs(
+        e2e: E2E, app: App) -> None:
+    user_id, job_id = app.register("ada@example.com", e2e)
+    assert shown(e2e, job_id) is None
+    app.conn.commit()
+    seen = shown(e2e, job_id)
+    assert seen is not None
+    assert (seen["state"], seen["job"], seen["payload"]["data"]) == (
+        "ready", Stamped.name, {"user_id": user_id})
+    status, _ = e2e.run("--stop-when-empty", CHAPPY_JOBS=JOBS)
+    assert status == 0
+    assert list(start_times(e2e)) == [job_id]
+    assert shown(e2e, job_id) is None  # done and deleted
+    assert app.users() == ["ada@example.com"]
+
+
+def test_a_rolled_back_transaction_leaves_neither_user_nor_job(e2e: E2E, app: App) -> None:
+    _, job_id = app.register("bob@example.com", e2e)
+    app.conn.rollback()
+    assert shown(e2e, job_id) is None
+    assert [s.queue for s in e2e.driver.stats()] == []
+    kept = e2e.manager.dispatch(Stamped, {"user_id": 0})  # a plain push, to run something
+    status, _ = e2e.run("--stop-when-empty", CHAPPY_JOBS=JOBS)
+    assert status == 0
+    assert list(start_times(e2e)) == [kept]
+    assert app.users() == []
+
+
+def test_a_rolled_back_savepoint_takes_its_job_with_it(e2e: E2E, app: App) -> None:
+    _, kept = app.register("cy@example.com", e2e)
+    app.sql("SAVEPOINT second_user")
+    _, dropped = app.register("dee@example.com", e2e)
+    app.sql("ROLLBACK TO SAVEPOINT second_user")
+    app.conn.commit()
+    assert shown(e2e, dropped) is None
+    assert shown(e2e, kept) is not None
+    status, _ = e2e.run("--stop-when-empty", CHAPPY_JOBS=JOBS)
+    assert status == 0
+    assert list(start_times(e2e)) == [kept]
+    assert app.users() == ["cy@example.com"]
+
+
+def test_an_idle_worker_starts_the_job_within_50_ms_of_the_commit(
+        e2e: E2E, app: App) -> None:
+    daemon = e2e.start(CHAPPY_JOBS=JOBS, CHAPPY_WORKERS="1")
+    daemon.wait_ready(1)
+    time.sleep(0.3)  # the child is idle in wait() (LISTEN, or polling data_version)
+    _, job_id = app.register("eve@example.com", e2e)
+    time.sleep(0.2)  # long enough for a worker that wrongly woke before the commit
+    assert start_times(e2e) == {}
+    app.conn.commit()
+    committed = time.time()
+    wait_until(lambda: job_id in start_times(e2e), 5.0, "the committed job to start")
+    assert 0 <= start_times(e2e)[job_id] - committed < PICKUP_BOUND_S
+
+
+def test_a_push_many_and_push_on_the_callers_connection_commit_together(
+        e2e: E2E, app: App) -> None:
+    job = {"job": Stamped.name, "data": {}}
+    ids = [*e2e.manager.push_many("mail", [job, job], conn=app.conn),
+           e2e.manager.push("mail", json.dumps(job), conn=app.conn)]
+    assert [shown(e2e, i) for i in ids] == [None, None, None]
+    app.conn.commit()
+    assert [shown(e2e, i)["queue"] for i in ids] == ["mail", "mail", "mail"]
+
+
+def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path) -> None:
+    if backend != "redis":
+        pytest.skip("the SQL backends take conn=: the tests above")
+    other = sqlite3.connect(str(tmp_path / "app.sqlite3"))
+    for push in (lambda: Stamped.dispatch({}, conn=other, manager=e2e.manager),
+                 lambda: e2e.manager.push_many("default", [], conn=other)):
+        with pytest.raises(ValueError) as refused:
+            push()
+        assert str(refused.value) == REFUSED_CONN
+    assert e2e.driver.stats() == []
+    other.close()
