@@ -8,10 +8,12 @@ psycopg 3 or psycopg2). Whether the job exists is asked by another process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,6 +25,7 @@ from tests.e2e.conftest import E2E
 from tests.e2e.ctl_helpers import ctl
 from tests.e2e.tx_jobs import Stamped
 from tests.procs import wait_until
+from tests.servers.postgres import TEMPLATE_DB
 
 JOBS = "tests.e2e.jobs,tests.e2e.tx_jobs"
 USERS_DDL = {
@@ -63,7 +66,7 @@ def open_app(backend: str, client: str, e2e: E2E) -> Any:
     return psycopg.connect(e2e.settings.database_url)
 
 
-@pytest.fixture(params=["psycopg", "psycopg2"])
+@pytest.fixture(params=["own-client", "psycopg2"])
 def client(request: pytest.FixtureRequest, backend: str) -> str:
     if backend == "redis":
         pytest.skip("Redis refuses conn=: test_redis_refuses_conn")
@@ -146,10 +149,11 @@ def test_an_idle_worker_starts_the_job_within_50_ms_of_the_commit(
     _, job_id = app.register("eve@example.com", e2e)
     time.sleep(0.2)  # long enough for a worker that wrongly woke before the commit
     assert start_times(e2e) == {}
+    committing = time.time()  # the job may start before commit() has returned here
     app.conn.commit()
-    committed = time.time()
     wait_until(lambda: job_id in start_times(e2e), 5.0, "the committed job to start")
-    assert 0 <= start_times(e2e)[job_id] - committed < PICKUP_BOUND_S
+    latency = start_times(e2e)[job_id] - committing
+    assert 0 <= latency < PICKUP_BOUND_S, f"started {latency * 1000:.1f} ms after the commit"
 
 
 def test_a_push_many_and_push_on_the_callers_connection_commit_together(
@@ -162,7 +166,66 @@ def test_a_push_many_and_push_on_the_callers_connection_commit_together(
     assert [shown(e2e, i)["queue"] for i in ids] == ["mail", "mail", "mail"]
 
 
-def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path) -> None:
+def wrong_connections(backend: str, client: str, e2e: E2E, tmp_path: Path
+                      ) -> list[tuple[Any, str]]:
+    """(a connection that is not the queue's, the ValueError's exact message)."""
+    if backend == "sqlite":
+        queue_file = e2e.settings.sqlite_path()
+        elsewhere = tmp_path / "elsewhere.sqlite3"
+        closed = sqlite3.connect(str(queue_file))
+        closed.close()
+        return [
+            (sqlite3.connect(str(elsewhere)),
+             f"conn= is connected to {elsewhere}, the queue is in {queue_file}"),
+            (sqlite3.connect(":memory:"),
+             f"conn= is connected to :memory:, the queue is in {queue_file}"),
+            (closed, "conn= cannot be used: Cannot operate on a closed database."),
+            (str(queue_file), "conn= must be a sqlite3.Connection to the queue's file "
+                              f"{queue_file}, not builtins.str"),
+        ]
+    url = e2e.settings.database_url
+    here = url.rsplit("/", 1)[0]
+    where = e2e.settings.backend_description
+    queue_db = url.rsplit("/", 1)[1]
+    closed = open_app(backend, client, e2e)
+    closed.close()
+    flavor = "psycopg2" if client == "psycopg2" else "psycopg"
+    return [
+        (open_app_at(client, f"{here}/postgres"),
+         f"conn= reaches database 'postgres', which has no chappyd queue table "
+         f"(the queue is {where})"),
+        # the migrated template: a queue table, in another database of the same server
+        (open_app_at(client, f"{here}/{TEMPLATE_DB}"),
+         f"conn= is connected to database '{TEMPLATE_DB}', the queue is in "
+         f"'{queue_db}' ({where})"),
+        (closed, f"conn= is a closed {flavor} connection"),
+        (sqlite3.connect(":memory:"),
+         "conn= must be a psycopg 3 or psycopg2 connection to the queue's PostgreSQL "
+         "database, not sqlite3.Connection (from a framework: pass its DB-API "
+         "connection, see docs/transactions.md)"),
+    ]
+
+
+def open_app_at(client: str, url: str) -> Any:
+    return psycopg2.connect(url) if client == "psycopg2" else psycopg.connect(url)
+
+
+def test_a_connection_that_is_not_the_queues_is_refused_and_writes_nothing(
+        e2e: E2E, app: App, backend: str, client: str, tmp_path: Path) -> None:
+    for conn, message in wrong_connections(backend, client, e2e, tmp_path):
+        with pytest.raises(ValueError) as refused:
+            e2e.manager.push("default", {"job": Stamped.name}, conn=conn)
+        assert str(refused.value) == message
+        with contextlib.suppress(AttributeError):
+            conn.close()
+    assert e2e.driver.stats() == []
+    # the app's own connection still works after all that
+    _, job_id = app.register("fay@example.com", e2e)
+    app.conn.commit()
+    assert shown(e2e, job_id) is not None
+
+
+def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path: Path) -> None:
     if backend != "redis":
         pytest.skip("the SQL backends take conn=: the tests above")
     other = sqlite3.connect(str(tmp_path / "app.sqlite3"))
