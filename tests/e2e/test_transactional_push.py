@@ -225,6 +225,26 @@ def test_a_connection_that_is_not_the_queues_is_refused_and_writes_nothing(
     assert shown(e2e, job_id) is not None
 
 
+def test_the_first_conn_push_into_a_store_without_schema_creates_it(
+        backend: str, client: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if backend == "sqlite":
+        env = {"QUEUE_DRIVER": "database", "DATABASE_URL": f"sqlite:///{tmp_path}/new.db"}
+    else:
+        server = request.getfixturevalue("postgres_server")
+        env = {"QUEUE_DRIVER": "database",
+               "DATABASE_URL": server.url(request.getfixturevalue("empty_database"))}
+    world = E2E(env, tmp_path)
+    conn = open_app(backend, client, world)
+    try:
+        job_id = world.manager.push("default", {"job": Stamped.name}, conn=conn)
+        assert shown(world, job_id) is None
+        conn.commit()
+        assert shown(world, job_id)["state"] == "ready"
+    finally:
+        conn.close()
+        world.cleanup()
+
+
 def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path: Path) -> None:
     if backend != "redis":
         pytest.skip("the SQL backends take conn=: the tests above")

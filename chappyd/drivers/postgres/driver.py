@@ -147,13 +147,15 @@ class PostgresDriver:
     def _check_caller(self, conn: object) -> None:
         """ValueError unless `conn` is open and reaches this queue's own table."""
         caller.check_usable(conn)
-        theirs = caller.identity_of(caller.run_on(conn))
+        run = caller.run_on(conn)
         for fresh in (False, True):  # once more after a server restart or a migration
             if fresh or self._identity is None:
+                # first: opening chappyd's connection may create the schema
                 with self._session.use() as own:
                     self._identity = caller.identity_of(
                         lambda sql, params: own.execute(sql, params).fetchone())
-            problem = caller.mismatch(theirs, self._identity, self.description)
+            problem = caller.mismatch(caller.identity_of(run), self._identity,
+                                      self.description)
             if problem is None:
                 return
         raise ValueError(problem)

@@ -121,18 +121,18 @@ class SqliteDriver:
 
     # -- producers --------------------------------------------------------------
     def push_many(
-        self, queue: str, jobs: Sequence[NewJob], conn: sqlite3.Connection | None = None
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
     ) -> list[str]:
         """With `conn` (the caller's connection to this file), the rows are written by it
         in its transaction, which the caller commits (idle workers see the commit)."""
         if conn is not None:
-            self._check_caller(conn)
-            return _insert(conn, queue, jobs)
+            return _insert(self._caller(conn), queue, jobs)
         with self._write() as own:
             return _insert(own, queue, jobs)
 
-    def _check_caller(self, conn: object) -> None:
-        """ValueError unless `conn` is an open sqlite3 connection to this queue's file."""
+    def _caller(self, conn: object) -> sqlite3.Connection:
+        """`conn`, checked: ValueError unless it is an open sqlite3 connection to this
+        queue's file, with the schema in it."""
         if not isinstance(conn, sqlite3.Connection):
             kind = f"{type(conn).__module__}.{type(conn).__qualname__}"
             raise ValueError(f"conn= must be a sqlite3.Connection to the queue's file "
@@ -146,12 +146,12 @@ class SqliteDriver:
         if theirs == ":memory:" or os.path.realpath(theirs) != os.path.realpath(self.path):
             raise ValueError(f"conn= is connected to {theirs}, the queue is in {self.path}")
         if not has_table and self.auto_migrate:
-            with self._guard():  # opening chappyd's own connection creates the schema
-                pass
+            self.migrate()  # on chappyd's own connection: the caller's stays untouched
             has_table = conn.execute(Q["has_queue_table"]).fetchone() is not None
         if not has_table:
             raise ValueError(f"conn= reaches {theirs}, which has no chappyd queue table "
                              f"yet (run `chappyctl migrate`)")
+        return conn
 
     # -- workers ----------------------------------------------------------------
     def reserve(
