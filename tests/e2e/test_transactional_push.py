@@ -20,12 +20,14 @@ import psycopg
 import psycopg2
 import pytest
 
+from chappyd.drivers import open_driver
 from chappyd.drivers.redis.driver import REFUSED_CONN
+from tests.conftest import settings_for
 from tests.e2e.conftest import E2E
 from tests.e2e.ctl_helpers import ctl
 from tests.e2e.tx_jobs import Stamped
 from tests.procs import wait_until
-from tests.servers.postgres import TEMPLATE_DB
+from tests.servers.postgres import SUPERUSER, TEMPLATE_DB, PostgresServer, start_server
 
 JOBS = "tests.e2e.jobs,tests.e2e.tx_jobs"
 USERS_DDL = {
@@ -243,6 +245,44 @@ def test_the_first_conn_push_into_a_store_without_schema_creates_it(
     finally:
         conn.close()
         world.cleanup()
+
+
+@pytest.fixture(scope="module")
+def second_server() -> Iterator[PostgresServer]:
+    """Another PostgreSQL server, for a connection that reaches the wrong one."""
+    server = start_server()
+    yield server
+    server.destroy()
+
+
+def test_postgres_compares_servers_as_the_server_names_itself(
+        e2e: E2E, app: App, backend: str, client: str, postgres_server: PostgresServer,
+        request: pytest.FixtureRequest) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL only: a server reached by another address")
+    other: PostgresServer = request.getfixturevalue("second_server")
+    queue_db = e2e.settings.database_url.rsplit("/", 1)[1]
+    # the same server through its Unix socket instead of 127.0.0.1: accepted
+    by_socket = open_app_at(client, f"host={postgres_server.root} port="
+                                    f"{postgres_server.port} dbname={queue_db} user={SUPERUSER}")
+    job_id = e2e.manager.push("default", {"job": Stamped.name}, conn=by_socket)
+    by_socket.commit()
+    by_socket.close()
+    assert shown(e2e, job_id)["state"] == "ready"
+    # another server with a migrated database of the same name: refused
+    other.admin(f"CREATE DATABASE {queue_db}")
+    lookalike = open_driver(settings_for({"QUEUE_DRIVER": "database",
+                                          "DATABASE_URL": other.url(queue_db)}))
+    lookalike.migrate()
+    lookalike.close()
+    elsewhere = open_app_at(client, other.url(queue_db))
+    with pytest.raises(ValueError) as refused:
+        e2e.manager.push("default", {"job": Stamped.name}, conn=elsewhere)
+    elsewhere.close()
+    assert str(refused.value) == (
+        f"conn= is connected to another PostgreSQL server (port {other.port}) than the "
+        f"queue's, {e2e.settings.backend_description}")
+    assert [(s.queue, s.ready) for s in e2e.driver.stats()] == [("default", 1)]
 
 
 def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path: Path) -> None:
