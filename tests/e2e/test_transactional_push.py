@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.rows
 import psycopg2
+import psycopg2.extras
 import pytest
 
 from chappyd.drivers import open_driver
@@ -283,6 +285,21 @@ def test_postgres_compares_servers_as_the_server_names_itself(
         f"conn= is connected to another PostgreSQL server (port {other.port}) than the "
         f"queue's, {e2e.settings.backend_description}")
     assert [(s.queue, s.ready) for s in e2e.driver.stats()] == [("default", 1)]
+
+
+def test_the_apps_row_factory_changes_nothing(e2e: E2E, app: App, client: str) -> None:
+    """Apps often read rows as dicts; chappyd's statements on their connection must not."""
+    if client == "sqlite3":
+        app.conn.row_factory = lambda cursor, row: dict(
+            zip([d[0] for d in cursor.description], row, strict=True))
+    elif client == "psycopg2":
+        app.conn.cursor_factory = psycopg2.extras.RealDictCursor
+    else:
+        app.conn.row_factory = psycopg.rows.dict_row
+    ids = e2e.manager.push_many("default", [{"job": Stamped.name}] * 2, conn=app.conn)
+    app.conn.commit()
+    assert [shown(e2e, i)["id"] for i in ids] == ids
+    assert sorted(int(i) for i in ids) == [int(ids[0]), int(ids[0]) + 1]
 
 
 def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg.rows import tuple_row
 
 #: What identifies the queue's table: one round trip on either connection.
 IDENTITY_SQL = (
@@ -83,20 +84,21 @@ def mismatch(caller: Identity, queue: Identity, description: str) -> str | None:
 
 def run_on(conn: Any) -> Callable[[str, Sequence[Any]], tuple]:
     """A function running one statement on the caller's connection, returning its first
-    row. `$n` parameters become the `%s` style both psycopg versions take."""
-    psycopg3 = isinstance(conn, psycopg.Connection)
+    row as a tuple, whatever row factory the app gave its connection. `$n` parameters
+    become the `%s` style both psycopg versions take."""
+    if isinstance(conn, psycopg.Connection):
+        def run(sql: str, params: Sequence[Any]) -> tuple:
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                cursor.execute(_client_side(sql), list(params), prepare=False)
+                return tuple(cursor.fetchone() or ())
+        return run
+    from psycopg2.extensions import cursor as plain_cursor
 
-    def run(sql: str, params: Sequence[Any]) -> tuple:
-        text = _client_side(sql)
-        with conn.cursor() as cursor:
-            if psycopg3:
-                cursor.execute(text, list(params), prepare=False)
-            else:
-                cursor.execute(text, list(params))
-            row = cursor.fetchone()
-        return tuple(row)
-
-    return run
+    def run2(sql: str, params: Sequence[Any]) -> tuple:
+        with conn.cursor(cursor_factory=plain_cursor) as cursor:
+            cursor.execute(_client_side(sql), list(params))
+            return tuple(cursor.fetchone() or ())
+    return run2
 
 
 def _client_side(sql: str) -> str:

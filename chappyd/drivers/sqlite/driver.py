@@ -138,8 +138,10 @@ class SqliteDriver:
             raise ValueError(f"conn= must be a sqlite3.Connection to the queue's file "
                              f"{self.path}, not {kind}")
         try:
-            files = {name: path for _, name, path in conn.execute("PRAGMA database_list")}
-            has_table = conn.execute(Q["has_queue_table"]).fetchone() is not None
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            files = {row[1]: row[2] for row in cursor.execute("PRAGMA database_list")}
+            has_table = cursor.execute(Q["has_queue_table"]).fetchone() is not None
         except sqlite3.ProgrammingError as exc:  # closed, or another thread's
             raise ValueError(f"conn= cannot be used: {exc}") from exc
         theirs = files.get("main") or ":memory:"
@@ -147,7 +149,7 @@ class SqliteDriver:
             raise ValueError(f"conn= is connected to {theirs}, the queue is in {self.path}")
         if not has_table and self.auto_migrate:
             self.migrate()  # on chappyd's own connection: the caller's stays untouched
-            has_table = conn.execute(Q["has_queue_table"]).fetchone() is not None
+            has_table = cursor.execute(Q["has_queue_table"]).fetchone() is not None
         if not has_table:
             raise ValueError(f"conn= reaches {theirs}, which has no chappyd queue table "
                              f"yet (run `chappyctl migrate`)")
@@ -322,10 +324,13 @@ class SqliteDriver:
 
 
 def _insert(conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-    """Every push's insert, on chappyd's connection or the caller's."""
+    """Every push's insert, on chappyd's connection or the caller's (whose row factory
+    must not change what comes back)."""
     now = time.time()
+    cursor = conn.cursor()
+    cursor.row_factory = None
     return [
-        str(conn.execute(Q["insert"], {
+        str(cursor.execute(Q["insert"], {
             "queue": queue, "payload": job.payload,
             "available_at": job.available_at, "now": now,
         }).fetchone()[0])
