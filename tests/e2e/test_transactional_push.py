@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -300,6 +302,41 @@ def test_the_apps_row_factory_changes_nothing(e2e: E2E, app: App, client: str) -
     app.conn.commit()
     assert [shown(e2e, i)["id"] for i in ids] == ids
     assert sorted(int(i) for i in ids) == [int(ids[0]), int(ids[0]) + 1]
+
+
+PRODUCER = """
+import os, sqlite3, sys
+import chappyd
+url = os.environ["DATABASE_URL"]
+if url.startswith("sqlite:"):
+    conn = sqlite3.connect(url[len("sqlite:///"):])
+else:
+    import psycopg
+    conn = psycopg.connect(url)
+print(chappyd.dispatch("tests.e2e.tx_jobs.Stamped", {}, conn=conn), flush=True)
+if sys.argv[1] == "commit":
+    conn.commit()
+else:
+    os._exit(3)  # dies before its commit, as a killed web worker would
+"""
+
+
+def test_chappyd_dispatch_from_a_process_that_dies_before_its_commit_leaves_nothing(
+        e2e: E2E, app: App, client: str) -> None:
+    if client == "psycopg2":
+        pytest.skip("the producer process uses psycopg 3")
+    _ = app  # the schema exists
+
+    def produce(how: str, status: int) -> str:
+        ran = subprocess.run([sys.executable, "-c", PRODUCER, how], env=e2e.env,
+                             capture_output=True, text=True, timeout=60)
+        assert (ran.returncode, ran.stderr) == (status, "")
+        return ran.stdout.strip()
+
+    # one after the other: SQLite hands a rolled-back id out again
+    assert shown(e2e, produce("die", 3)) is None
+    assert [s.queue for s in e2e.driver.stats()] == []
+    assert shown(e2e, produce("commit", 0))["state"] == "ready"
 
 
 def test_redis_refuses_conn(e2e: E2E, backend: str, tmp_path: Path) -> None:
