@@ -115,12 +115,15 @@ class Job:
         delay: float = 0,
         max_attempts: int | None = None,
         manager: QueueManager | None = None,
+        conn: object | None = None,
     ) -> str:
-        """Push this job; returns its id. Uses the process's default QueueManager."""
+        """Push this job; returns its id. Uses the process's default QueueManager.
+        `conn`: push inside the caller's transaction (QueueManager.push_many)."""
         from chappyd.manager import default_manager
 
         qm = manager or default_manager()
-        return qm.dispatch(cls, data, queue=queue, delay=delay, max_attempts=max_attempts)
+        return qm.dispatch(cls, data, queue=queue, delay=delay, max_attempts=max_attempts,
+                           conn=conn)
 
 
 def backoff_seconds(backoff: int | float | list[int | float], attempts: int) -> float:

@@ -176,8 +176,18 @@ class Driver(Protocol):
         AOF, say), for the master to log at start; None when they do."""
 
     # -- producers ------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        """Insert jobs in one round trip; returns their ids in order. Wakes idle workers."""
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        """Insert jobs in one round trip; returns their ids in order. Wakes idle workers.
+
+        With `conn`, the caller's own DB-API connection to this store, the jobs are
+        written by it inside its open transaction: they exist, and workers wake, only
+        when the caller commits; the driver neither commits nor rolls back. A `conn`
+        that is closed, of the wrong kind or reaching another store raises ValueError
+        before anything is written, as does a backend that cannot take part in the
+        caller's transaction (Redis). Every push goes through this one method, so that
+        a rule of the insert (unique jobs, say) holds for both kinds."""
 
     # -- periodic jobs ----------------------------------------------------------
     def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,

@@ -30,6 +30,7 @@ from chappyd.drivers.base import (
     live_since,
     prune_before,
 )
+from chappyd.drivers.postgres import caller
 from chappyd.drivers.postgres.session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
 from chappyd.errors import SchemaMissing
@@ -66,6 +67,8 @@ class PostgresDriver:
         #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
         #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
         self.adoption_note: str | None = None
+        #: the queue table as the server names it, for checking callers' connections
+        self._identity: caller.Identity | None = None
         self._session = PgSession(
             settings.database_url, self.description,
             on_connect=self._auto_migrate if settings.auto_migrate else None,
@@ -136,22 +139,48 @@ class PostgresDriver:
         return "\n\n".join(parts) + "\n"
 
     # -- producers --------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        """With `conn` (the caller's psycopg 3 or psycopg2 connection), the rows are
+        written by that connection inside its open transaction; see caller.py."""
+        if conn is not None:
+            self._check_caller(conn)
         if not jobs:
             return []
-        params = [queue.encode(), json.dumps(
-            [[job.payload, job.available_at] for job in jobs], ensure_ascii=False,
-            allow_nan=False).encode()]
-        with self._session.use() as conn:
+        params = [queue, json.dumps([[job.payload, job.available_at] for job in jobs],
+                                    ensure_ascii=False, allow_nan=False)]
+        if conn is not None:
+            (ids,) = caller.run_on(conn)(Q["insert"], params)
+            return _job_ids(ids)
+        encoded = [param.encode() for param in params]
+        with self._session.use() as own:
             if self._session.async_commit:
                 # this connection claims and acks without flushing: a push must not
                 # share that, it would be a job lost on a server crash
-                with conn.transaction():
-                    conn.execute("SET LOCAL synchronous_commit = on")
-                    ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
+                with own.transaction():
+                    own.execute("SET LOCAL synchronous_commit = on")
+                    ids = self._session.query_value(own, "chappyd_insert", Q["insert"],
+                                                    encoded)
             else:
-                ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
-        return [str(job_id) for job_id in json.loads(ids or "[]")]
+                ids = self._session.query_value(own, "chappyd_insert", Q["insert"], encoded)
+        return _job_ids(ids)
+
+    def _check_caller(self, conn: object) -> None:
+        """ValueError unless `conn` is open and reaches this queue's own table."""
+        caller.check_usable(conn)
+        run = caller.run_on(conn)
+        for fresh in (False, True):  # once more after a server restart or a migration
+            if fresh or self._identity is None:
+                # first: opening chappyd's connection may create the schema
+                with self._session.use() as own:
+                    self._identity = caller.identity_of(
+                        lambda sql, params: own.execute(sql, params).fetchone())
+            problem = caller.mismatch(caller.identity_of(run), self._identity,
+                                      self.description)
+            if problem is None:
+                return
+        raise ValueError(problem)
 
     # -- periodic jobs ----------------------------------------------------------
     def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
@@ -445,6 +474,15 @@ def _due_of(channel: str, payload: str, wanted: set[str]) -> float | None:
         return float(due)
     except ValueError:
         return 0.0
+
+
+def _job_ids(value: object) -> list[str]:
+    """The insert's json_agg of ids: text through libpq, already decoded by a caller's
+    psycopg (both versions load json by default), None when nothing was inserted."""
+    if value is None:
+        return []
+    ids = json.loads(value) if isinstance(value, str | bytes) else value
+    return [str(job_id) for job_id in ids]
 
 
 def _ids(job_ids: Sequence[str]) -> list[int]:

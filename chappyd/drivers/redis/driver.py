@@ -48,6 +48,12 @@ EXPIRE_PER_CALL = 1000
 PUSH_READY = script("push_ready")
 ENQUEUE_TICK = script("enqueue_tick")
 LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
+#: Why push(conn=...) cannot work here, and what to do instead.
+REFUSED_CONN = (
+    "conn= needs a PostgreSQL or SQLite queue: Redis cannot take part in your "
+    "database's transaction, so a job pushed there could outlive a rollback; with "
+    "Redis, push after the commit instead (e.g. Django's transaction.on_commit), "
+    "see docs/transactions.md")
 
 
 class RedisDriver(RedisAdmin):
@@ -78,7 +84,11 @@ class RedisDriver(RedisAdmin):
         return ""
 
     # -- producers --------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        if conn is not None:
+            raise ValueError(REFUSED_CONN)
         if not jobs:
             return []
         if len(jobs) == 1 and queue in self._registered:

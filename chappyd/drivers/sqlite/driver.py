@@ -146,16 +146,40 @@ class SqliteDriver:
         return "\n\n".join(Q[name] for name in _SCHEMA_BLOCKS) + "\n"
 
     # -- producers --------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        now = time.time()
-        with self._write() as conn:
-            return [
-                str(conn.execute(Q["insert"], {
-                    "queue": queue, "payload": job.payload,
-                    "available_at": job.available_at, "now": now,
-                }).fetchone()[0])
-                for job in jobs
-            ]
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        """With `conn` (the caller's connection to this file), the rows are written by it
+        in its transaction, which the caller commits (idle workers see the commit)."""
+        if conn is not None:
+            return _insert(self._caller(conn), queue, jobs)
+        with self._write() as own:
+            return _insert(own, queue, jobs)
+
+    def _caller(self, conn: object) -> sqlite3.Connection:
+        """`conn`, checked: ValueError unless it is an open sqlite3 connection to this
+        queue's file, with the schema in it."""
+        if not isinstance(conn, sqlite3.Connection):
+            kind = f"{type(conn).__module__}.{type(conn).__qualname__}"
+            raise ValueError(f"conn= must be a sqlite3.Connection to the queue's file "
+                             f"{self.path}, not {kind}")
+        try:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            files = {row[1]: row[2] for row in cursor.execute("PRAGMA database_list")}
+            has_table = cursor.execute(Q["has_queue_table"]).fetchone() is not None
+        except sqlite3.ProgrammingError as exc:  # closed, or another thread's
+            raise ValueError(f"conn= cannot be used: {exc}") from exc
+        theirs = files.get("main") or ":memory:"
+        if theirs == ":memory:" or os.path.realpath(theirs) != os.path.realpath(self.path):
+            raise ValueError(f"conn= is connected to {theirs}, the queue is in {self.path}")
+        if not has_table and self.auto_migrate:
+            self.migrate()  # on chappyd's own connection: the caller's stays untouched
+            has_table = cursor.execute(Q["has_queue_table"]).fetchone() is not None
+        if not has_table:
+            raise ValueError(f"conn= reaches {theirs}, which has no chappyd queue table "
+                             f"yet (run `chappyctl migrate`)")
+        return conn
 
     # -- periodic jobs ----------------------------------------------------------
     def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
@@ -400,6 +424,21 @@ def _adopted_note(conn: sqlite3.Connection, description: str) -> str:
     ready, delayed, failed = conn.execute(Q["adopted_counts"], {"now": time.time()}).fetchone()
     return (f"adopted Chappy.php's queue table in {description}: {ready} ready, "
             f"{delayed} delayed and {failed} failed jobs kept")
+
+
+def _insert(conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+    """Every push's insert, on chappyd's connection or the caller's (whose row factory
+    must not change what comes back)."""
+    now = time.time()
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    return [
+        str(cursor.execute(Q["insert"], {
+            "queue": queue, "payload": job.payload,
+            "available_at": job.available_at, "now": now,
+        }).fetchone()[0])
+        for job in jobs
+    ]
 
 
 def _decode_text(raw: bytes) -> str:

@@ -166,6 +166,9 @@ SELECT min(available_at) FROM queue
  WHERE queue IN (SELECT value FROM json_each(:queues))
    AND reserved_at IS NULL AND failed_at IS NULL
 
+-- name: has_queue_table
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'
+
 -- name: paused_queues
 SELECT queue FROM queue_paused
 
