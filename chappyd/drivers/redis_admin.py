@@ -18,6 +18,7 @@ from chappyd.drivers.base import (
     WorkerInfo,
 )
 from chappyd.drivers.redis_conn import RedisConnection
+from chappyd.drivers.redis_keys import QueueKeys
 from chappyd.drivers.redis_scripts import Call, script
 
 #: Bulk deletes and revivals go in batches, so no script blocks Redis for long.
@@ -176,6 +177,85 @@ class RedisAdmin(RedisConnection):
             total += deleted
         return total
 
+    # -- listing (the dashboard) --------------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        state = JobState(state)
+        queues = [queue] if queue is not None else self.known_queues()
+        now = time.time()
+        if job is None and len(queues) == 1 and state != JobState.READY:
+            # the common deep page (100k failed jobs of one queue): one ZREVRANGEBYSCORE
+            key, low, high = _zset_sources(self.keys.queue(queues[0]), state, now)[0]
+            with self.guard() as client:
+                rows = client.zrevrangebyscore(key, high, low, start=offset, num=limit,
+                                               withscores=True)
+            entries = [(score, int(i), queues[0]) for i, score in rows]
+        else:
+            depth = None if job is not None else offset + limit
+            entries = self._entries(state, queues, job, depth, now)[offset:offset + limit]
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            for _, job_id, q in entries:
+                pipe.hgetall(self.keys.queue(q).job(str(job_id)))
+            found = pipe.execute()
+        return [_record(str(job_id), q, fields, now)
+                for (_, job_id, q), fields in zip(entries, found, strict=True) if fields]
+
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        state = JobState(state)
+        queues = [queue] if queue is not None else self.known_queues()
+        now = time.time()
+        if job is not None:
+            return len(self._entries(state, queues, job, None, now))
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            for q in queues:
+                k = self.keys.queue(q)
+                if state == JobState.READY:
+                    pipe.llen(k.ready)
+                for key, low, high in _zset_sources(k, state, now):
+                    pipe.zcount(key, low, high)
+            return sum(int(n) for n in pipe.execute())
+
+    def _entries(self, state: JobState, queues: Sequence[str], job: str | None,
+                 depth: int | None, now: float) -> list[tuple[float, int, str]]:
+        """(time, id, queue) of the state's jobs, newest first: the first `depth` of
+        each source (all with a job filter, which reads every payload, in batches)."""
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            origins: list[tuple[str, bool]] = []
+            for q in queues:
+                k = self.keys.queue(q)
+                if state == JobState.READY:
+                    pipe.lrange(k.ready, 0, -1 if depth is None else depth - 1)
+                    origins.append((q, False))
+                for key, low, high in _zset_sources(k, state, now):
+                    if depth is None:
+                        pipe.zrevrangebyscore(key, high, low, withscores=True)
+                    else:
+                        pipe.zrevrangebyscore(key, high, low, start=0, num=depth,
+                                              withscores=True)
+                    origins.append((q, True))
+            found: list[tuple[str, str, float | None]] = []
+            for (q, scored), rows in zip(origins, pipe.execute(), strict=True):
+                if scored:
+                    found.extend((q, i, score) for i, score in rows)
+                else:
+                    found.extend((q, i, None) for i in rows)
+            entries = []
+            for start in range(0, len(found), ADMIN_BATCH):
+                batch = found[start:start + ADMIN_BATCH]
+                pipe = client.pipeline(transaction=False)
+                for q, i, _ in batch:
+                    pipe.hmget(self.keys.queue(q).job(i), "available_at", "payload")
+                for (q, i, score), (at, text) in zip(batch, pipe.execute(), strict=True):
+                    if job is not None and _job_name(text) != job:
+                        continue
+                    entries.append((score if score is not None else float(at or 0), int(i), q))
+        entries.sort(reverse=True)
+        return entries
+
     # -- persistence ------------------------------------------------------------------
     def persistence_warning(self) -> str | None:
         """A one-line warning when Redis may lose jobs by itself: AOF off (lost on a
@@ -219,3 +299,24 @@ def _record(job_id: str, queue: str, h: dict[str, str], now: float) -> JobRecord
     return JobRecord(job_id, queue, h.get("payload", ""), int(h.get("attempts") or 0), state,
                      available_at, when("reserved_at"), when("failed_at"),
                      h.get("exception"), when("created_at"))
+
+
+def _zset_sources(k: QueueKeys, state: JobState, now: float) -> list[tuple[str, str, str]]:
+    """The sorted sets (key, min, max score) holding a queue's jobs in `state`. Jobs of
+    the delayed set that are already due count as ready, as in `stats`; a ready job's
+    time is its available_at, a reserved one's its lease deadline."""
+    if state == JobState.READY:
+        return [(k.delayed, "-inf", repr(now))]
+    if state == JobState.DELAYED:
+        return [(k.delayed, f"({now!r}", "+inf")]
+    if state == JobState.RESERVED:
+        return [(k.inflight, "-inf", "+inf")]
+    return [(k.failed, "-inf", "+inf")]
+
+
+def _job_name(payload: str | None) -> str | None:
+    try:
+        decoded = json.loads(payload or "")
+    except ValueError:
+        return None
+    return decoded.get("job") if isinstance(decoded, dict) else None

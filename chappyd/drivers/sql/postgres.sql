@@ -334,3 +334,23 @@ DELETE FROM queue
 
 -- name: clear
 DELETE FROM queue WHERE queue = %(queue)s AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: jobs
+-- One page of a state's jobs for the dashboard; {state} and {order} are fixed fragments
+-- chosen by the driver (never user text). The job filter is a regular expression on the
+-- text (built by the driver from the JSON-encoded name), because a cast to jsonb would
+-- fail the whole page on one payload that is not JSON.
+WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
+SELECT id, queue, payload, attempts, {label},
+       available_at, reserved_at, failed_at, exception, created_at
+  FROM queue, t
+ WHERE {state} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+   AND (%(job)s::text IS NULL OR payload ~ %(job)s::text)
+ ORDER BY {order}
+ LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_jobs
+WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
+SELECT count(*) FROM queue, t
+ WHERE {state} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+   AND (%(job)s::text IS NULL OR payload ~ %(job)s::text)

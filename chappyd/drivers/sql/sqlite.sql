@@ -169,3 +169,18 @@ DELETE FROM queue WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :qu
 
 -- name: clear
 DELETE FROM queue WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: jobs
+-- One page of a state's jobs for the dashboard; {state} and {order} are fixed fragments
+-- chosen by the driver (never user text). A payload that is not JSON has no job name.
+SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
+  FROM queue
+ WHERE {state} AND (:queue IS NULL OR queue = :queue)
+   AND (:job IS NULL OR (json_valid(payload) AND json_extract(payload, '$.job') = :job))
+ ORDER BY {order}
+ LIMIT :limit OFFSET :offset
+
+-- name: count_jobs
+SELECT count(*) FROM queue
+ WHERE {state} AND (:queue IS NULL OR queue = :queue)
+   AND (:job IS NULL OR (json_valid(payload) AND json_extract(payload, '$.job') = :job))
