@@ -174,6 +174,22 @@ def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error", "critical")(raw)
 
 
+def _listen(raw: str) -> str:
+    """`host:port` (`[v6]:port`), port 0-65535; 0 binds any free port."""
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+    return f"{host}:{int(port)}"
+
+
+def _origin(raw: str) -> str:
+    """The dashboard's public origin behind a proxy: scheme://host[:port], no path."""
+    text = raw.strip().rstrip("/")
+    if text and not re.fullmatch(r"https?://[^/\s?#]+", text):
+        raise ValueError("must be an origin such as https://jobs.example.com (no path)")
+    return text
+
+
 # ---------------------------------------------------------------- declarations
 
 
@@ -211,6 +227,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("CHAPPY_REDIS_PREFIX", "redis_prefix", _redis_prefix),
     Option("LOG_FORMAT", "log_format", _choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", _log_level, flag="--log-level"),
+    # the dashboard (chappyctl web): tokens are secrets, masked like passwords
+    Option("CHAPPY_WEB_TOKEN", "web_token", str, secret=True),
+    Option("CHAPPY_WEB_READONLY_TOKEN", "web_readonly_token", str, secret=True),
+    Option("CHAPPY_WEB_LISTEN", "web_listen", _listen),
+    Option("CHAPPY_WEB_ORIGIN", "web_origin", _origin),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 OPTIONS_BY_FLAG = {option.flag: option for option in OPTIONS if option.flag}
@@ -238,6 +259,10 @@ class Settings:
     redis_prefix: str = "chappy"
     log_format: str | None = None  # None: console on a TTY, JSON otherwise
     log_level: str = "info"
+    web_token: str = field(default="", repr=False)
+    web_readonly_token: str = field(default="", repr=False)
+    web_listen: str = "127.0.0.1:8787"
+    web_origin: str = ""
     instance: str | None = None
     config_files: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)

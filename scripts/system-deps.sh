@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs (it starts its own throwaway
-# PostgreSQL and Redis servers from these binaries) when they are missing.
+# PostgreSQL and Redis servers from these binaries, and drives Chromium for the
+# dashboard) when they are missing.
 set -euo pipefail
 
 missing=()
 have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
 have_pg || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# the dashboard's browser test drives Debian's headless Chromium
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
