@@ -84,16 +84,15 @@ class Dashboard:
             return self.change(request, access, by_cookie)
         if request.method not in ("GET", "HEAD"):
             raise HttpError(405, "GET or POST only")
-        for pattern, name in PAGES:
-            match = pattern.fullmatch(request.path)
-            if match:
-                template, context = self.page(name, request, match.groupdict())
-                return self.render(request, template, context, access=access)
-        if any(pattern.fullmatch(request.path) for pattern, _ in ACTIONS):
+        found = _route(PAGES, request.path)
+        if found is not None:
+            template, context = self.page(*found, request)
+            return self.render(request, template, context, access=access)
+        if _route(ACTIONS, request.path) is not None:
             raise HttpError(405, "actions are POST only")
         raise HttpError(404, f"no page {request.path}")
 
-    def page(self, name: str, request: Request, args: dict[str, str]) -> pages.Page:
+    def page(self, name: str, args: dict[str, str], request: Request) -> pages.Page:
         if name == "schedules":
             return pages.schedules(self.settings)
         view = {"overview": pages.overview, "failed": pages.failed, "workers": pages.workers,
@@ -108,17 +107,15 @@ class Dashboard:
             response = Response.redirect("/login")
             response.headers.append(("Set-Cookie", expired_cookie()))
             return response
-        for pattern, name in ACTIONS:
-            match = pattern.fullmatch(request.path)
-            if match:
-                break
-        else:
+        found = _route(ACTIONS, request.path)
+        if found is None:
             raise HttpError(404, f"no action {request.path}")
+        name, args = found
         if access != Access.ADMIN:
             raise HttpError(403, "the read-only token cannot change anything")
         handler = {"job": actions.job_action, "queue": actions.queue_action,
                    "failed": actions.failed_action}[name]
-        done, count, fallback = handler(self.driver(), request, **match.groupdict())
+        done, count, fallback = handler(self.driver(), request, **args)
         log.info("web_action", action=request.path, done=done, count=count)
         if request.wants_json:
             return Response.json({"done": done, "count": count})
@@ -167,6 +164,15 @@ class Dashboard:
         page = self.templates.get_template("error.html").render(
             status=status, reason=reason, access=None, path="")
         return Response(status, page.encode())
+
+
+def _route(table: list[tuple[re.Pattern[str], str]],
+           path: str) -> tuple[str, dict[str, str]] | None:
+    for pattern, name in table:
+        match = pattern.fullmatch(path)
+        if match:
+            return name, match.groupdict()
+    return None
 
 
 def _local_path(path: str) -> bool:

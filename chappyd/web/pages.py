@@ -44,7 +44,7 @@ def queue_page(driver: Driver, request: Request, queue: str) -> Page:
     summary = stats[0] if stats else {
         "queue": queue, "ready": 0, "delayed": 0, "reserved": 0, "failed": 0,
         "paused": queue in driver.paused_queues(), "oldest_ready_age_s": None}
-    page, listing = paged(request, driver.count_jobs(JobState(state), queue))
+    listing = paged(request, driver.count_jobs(JobState(state), queue))
     records = driver.jobs(JobState(state), queue, limit=PAGE_SIZE, offset=listing["offset"])
     return "queue.html", {"queue": summary, "state": state, "pagination": listing,
                           "jobs": [job_document(r) for r in records]}
@@ -56,7 +56,7 @@ def failed(driver: Driver, request: Request) -> Page:
     if job is not None and len(job) > MAX_JOB_NAME:
         raise HttpError(400, f"job: at most {MAX_JOB_NAME} characters")
     total = driver.count_jobs(JobState.FAILED, queue, job)
-    page, listing = paged(request, total)
+    listing = paged(request, total)
     records = driver.jobs(JobState.FAILED, queue, job, PAGE_SIZE, listing["offset"])
     queues = sorted(s.queue for s in driver.stats() if s.failed)
     return "failed.html", {"filter": {"queue": queue, "job": job}, "queues": queues,
@@ -118,11 +118,11 @@ def checked_id(raw: str) -> str:
     return raw
 
 
-def paged(request: Request, total: int) -> tuple[int, dict[str, Any]]:
+def paged(request: Request, total: int) -> dict[str, Any]:
     raw = request.query.get("page", "1")
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise HttpError(400, f"page must be a whole number from 1 to {MAX_PAGE}")
     page = int(raw)
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    return page, {"page": page, "pages": pages, "total": total, "per_page": PAGE_SIZE,
+    return {"page": page, "pages": pages, "total": total, "per_page": PAGE_SIZE,
                   "offset": (page - 1) * PAGE_SIZE}
