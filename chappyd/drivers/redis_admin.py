@@ -23,6 +23,8 @@ from chappyd.drivers.redis_scripts import Call, script
 
 #: Bulk deletes and revivals go in batches, so no script blocks Redis for long.
 ADMIN_BATCH = 1000
+#: Jobs a filtered listing reads per script call (a few ms of server time each).
+LISTING_BATCH = 5000
 
 
 class RedisAdmin(RedisConnection):
@@ -221,40 +223,34 @@ class RedisAdmin(RedisConnection):
     def _entries(self, state: JobState, queues: Sequence[str], job: str | None,
                  depth: int | None, now: float) -> list[tuple[float, int, str]]:
         """(time, id, queue) of the state's jobs, newest first: the first `depth` of
-        each source (all with a job filter, which reads every payload, in batches)."""
-        with self.guard() as client:
-            pipe = client.pipeline(transaction=False)
-            origins: list[tuple[str, bool]] = []
-            for q in queues:
-                k = self.keys.queue(q)
-                if state == JobState.READY:
-                    pipe.lrange(k.ready, 0, -1 if depth is None else depth - 1)
-                    origins.append((q, False))
-                for key, low, high in _zset_sources(k, state, now):
-                    if depth is None:
-                        pipe.zrevrangebyscore(key, high, low, withscores=True)
-                    else:
-                        pipe.zrevrangebyscore(key, high, low, start=0, num=depth,
-                                              withscores=True)
-                    origins.append((q, True))
-            found: list[tuple[str, str, float | None]] = []
-            for (q, scored), rows in zip(origins, pipe.execute(), strict=True):
-                if scored:
-                    found.extend((q, i, score) for i, score in rows)
-                else:
-                    found.extend((q, i, None) for i in rows)
-            entries = []
-            for start in range(0, len(found), ADMIN_BATCH):
-                batch = found[start:start + ADMIN_BATCH]
-                pipe = client.pipeline(transaction=False)
-                for q, i, _ in batch:
-                    pipe.hmget(self.keys.queue(q).job(i), "available_at", "payload")
-                for (q, i, score), (at, text) in zip(batch, pipe.execute(), strict=True):
-                    if job is not None and _job_name(text) != job:
-                        continue
-                    entries.append((score if score is not None else float(at or 0), int(i), q))
+        each key, or with a job filter every match (the script reads the payloads on
+        the server, LISTING_BATCH at a time)."""
+        entries: list[tuple[float, int, str]] = []
+        for q in queues:
+            k = self.keys.queue(q)
+            sources = [("zset", key, low, high) for key, low, high in
+                       _zset_sources(k, state, now)]
+            if state == JobState.READY:
+                sources.insert(0, ("list", k.ready, "", ""))
+            for kind, key, low, high in sources:
+                entries.extend((float(t), int(i), q) for i, t in
+                               self._listed(k, kind, key, low, high, job, depth))
         entries.sort(reverse=True)
         return entries
+
+    def _listed(self, k: QueueKeys, kind: str, key: str, low: str, high: str,
+                job: str | None, depth: int | None) -> list[tuple[str, str]]:
+        escaped = json.dumps(job, ensure_ascii=False)[1:-1] if job is not None else ""
+        found: list[tuple[str, str]] = []
+        offset = 0
+        while True:
+            count = LISTING_BATCH if depth is None else depth
+            scanned, rows = self.run(Call(script("listing"), [key, k.job_prefix], [  # type: ignore[misc]
+                kind, low, high, offset, count, job or "", escaped]))
+            found.extend(zip(rows[::2], rows[1::2], strict=True))
+            offset += int(scanned)
+            if depth is not None or int(scanned) < count:
+                return found
 
     # -- persistence ------------------------------------------------------------------
     def persistence_warning(self) -> str | None:

@@ -82,3 +82,22 @@ def test_each_state_lists_only_its_own_jobs(driver):
 def test_an_empty_store_lists_nothing(driver, state):
     assert driver.jobs(state) == []
     assert driver.count_jobs(state) == 0
+
+
+def test_the_job_filter_matches_a_php_style_name_exactly(driver):
+    php = _failed(driver, job="App\\Jobs\\SendWelcomeEmail")
+    _failed(driver, job="App\\Jobs\\SendWelcomeEmailLater")
+    _failed(driver, job="App.Jobs.SendWelcomeEmail")
+    assert _ids(driver.jobs(JobState.FAILED, job="App\\Jobs\\SendWelcomeEmail")) == [php]
+    assert driver.count_jobs(JobState.FAILED, job="App\\Jobs\\SendWelcomeEmail") == 1
+
+
+def test_ready_and_delayed_jobs_filter_by_job_too(driver):
+    a = driver.push_many("default", [NewJob(payload("app.A"), time.time() - 2)])[0]
+    driver.push_many("default", [NewJob(payload("app.B"), time.time() - 1)])
+    c = driver.push_many("other", [NewJob(payload("app.A"), time.time())])[0]
+    d = driver.push_many("default", [NewJob(payload("app.A"), time.time() + 60)])[0]
+    assert _ids(driver.jobs(JobState.READY, job="app.A")) == [c, a]
+    assert driver.count_jobs(JobState.READY, job="app.A") == 2
+    assert _ids(driver.jobs(JobState.DELAYED, job="app.A")) == [d]
+    assert _ids(driver.jobs(JobState.READY, queue="default", job="app.B", offset=1)) == []
