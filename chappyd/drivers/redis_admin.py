@@ -185,16 +185,17 @@ class RedisAdmin(RedisConnection):
         state = JobState(state)
         queues = [queue] if queue is not None else self.known_queues()
         now = time.time()
-        if job is None and len(queues) == 1 and state != JobState.READY:
-            # the common deep page (100k failed jobs of one queue): one ZREVRANGEBYSCORE
-            key, low, high = _zset_sources(self.keys.queue(queues[0]), state, now)[0]
-            with self.guard() as client:
-                rows = client.zrevrangebyscore(key, high, low, start=offset, num=limit,
-                                               withscores=True)
-            entries = [(score, int(i), queues[0]) for i, score in rows]
+        sources = [(q, src) for q in queues for src in _sources(self.keys.queue(q), state, now)]
+        if len(sources) == 1:
+            # one key (100k failed jobs of one queue): read just the page asked for
+            q, src = sources[0]
+            entries = [(float(t), int(i), q)
+                       for i, t in self._listed(q, src, job, offset, limit)[1]]
         else:
-            depth = None if job is not None else offset + limit
-            entries = self._entries(state, queues, job, depth, now)[offset:offset + limit]
+            # the newest offset+limit of every key, merged
+            entries = sorted(((float(t), int(i), q) for q, src in sources
+                              for i, t in self._listed(q, src, job, 0, offset + limit)[1]),
+                             reverse=True)[offset:offset + limit]
         with self.guard() as client:
             pipe = client.pipeline(transaction=False)
             for _, job_id, q in entries:
@@ -208,49 +209,41 @@ class RedisAdmin(RedisConnection):
         state = JobState(state)
         queues = [queue] if queue is not None else self.known_queues()
         now = time.time()
+        sources = [(q, src) for q in queues for src in _sources(self.keys.queue(q), state, now)]
         if job is not None:
-            return len(self._entries(state, queues, job, None, now))
+            return sum(self._listed(q, src, job, 0, 0)[0] for q, src in sources)
         with self.guard() as client:
             pipe = client.pipeline(transaction=False)
-            for q in queues:
-                k = self.keys.queue(q)
-                if state == JobState.READY:
-                    pipe.llen(k.ready)
-                for key, low, high in _zset_sources(k, state, now):
-                    pipe.zcount(key, low, high)
+            for _, (kind, key, low, high) in sources:
+                if kind == "list":
+                    pipe.llen(key)
+                else:
+                    pipe.zcount(key, f"({low}" if low else "-inf", high or "+inf")
             return sum(int(n) for n in pipe.execute())
 
-    def _entries(self, state: JobState, queues: Sequence[str], job: str | None,
-                 depth: int | None, now: float) -> list[tuple[float, int, str]]:
-        """(time, id, queue) of the state's jobs, newest first: the first `depth` of
-        each key, or with a job filter every match (the script reads the payloads on
-        the server, LISTING_BATCH at a time)."""
-        entries: list[tuple[float, int, str]] = []
-        for q in queues:
-            k = self.keys.queue(q)
-            sources = [("zset", key, low, high) for key, low, high in
-                       _zset_sources(k, state, now)]
-            if state == JobState.READY:
-                sources.insert(0, ("list", k.ready, "", ""))
-            for kind, key, low, high in sources:
-                entries.extend((float(t), int(i), q) for i, t in
-                               self._listed(k, kind, key, low, high, job, depth))
-        entries.sort(reverse=True)
-        return entries
-
-    def _listed(self, k: QueueKeys, kind: str, key: str, low: str, high: str,
-                job: str | None, depth: int | None) -> list[tuple[str, str]]:
-        escaped = json.dumps(job, ensure_ascii=False)[1:-1] if job is not None else ""
-        found: list[tuple[str, str]] = []
-        offset = 0
+    def _listed(self, queue: str, source: tuple[str, str, str, str], job: str | None,
+                skip: int, want: int) -> tuple[int, list[tuple[str, str]]]:
+        """(how many match, the first `want` (id, time) after skipping `skip` matches)
+        of one key. Without a job filter that is one slice; with one, the script reads
+        LISTING_BATCH jobs per call until it has `want` (or, for a count, all)."""
+        kind, key, low, high = source
+        prefix = self.keys.queue(queue).job_prefix
+        if job is None:
+            if want <= 0:  # a slice of size 0 would read as "to the end" (-1)
+                return 0, []
+            _, _, rows = self.run(Call(script("listing"), [key, prefix], [  # type: ignore[misc]
+                kind, low, high, skip, want, "", "", want]))
+            return len(rows) // 2, list(zip(rows[::2], rows[1::2], strict=True))
+        escaped = json.dumps(job, ensure_ascii=False)[1:-1]
+        matched, found, offset = 0, [], 0
         while True:
-            count = LISTING_BATCH if depth is None else depth
-            scanned, rows = self.run(Call(script("listing"), [key, k.job_prefix], [  # type: ignore[misc]
-                kind, low, high, offset, count, job or "", escaped]))
+            scanned, matches, rows = self.run(Call(script("listing"), [key, prefix], [  # type: ignore[misc]
+                kind, low, high, offset, LISTING_BATCH, job, escaped, skip + want]))
+            matched += int(matches)
             found.extend(zip(rows[::2], rows[1::2], strict=True))
             offset += int(scanned)
-            if depth is not None or int(scanned) < count:
-                return found
+            if int(scanned) < LISTING_BATCH or (want and len(found) >= skip + want):
+                return matched, found[skip:skip + want]
 
     # -- persistence ------------------------------------------------------------------
     def persistence_warning(self) -> str | None:
@@ -297,22 +290,18 @@ def _record(job_id: str, queue: str, h: dict[str, str], now: float) -> JobRecord
                      h.get("exception"), when("created_at"))
 
 
-def _zset_sources(k: QueueKeys, state: JobState, now: float) -> list[tuple[str, str, str]]:
-    """The sorted sets (key, min, max score) holding a queue's jobs in `state`. Jobs of
-    the delayed set that are already due count as ready, as in `stats`; a ready job's
-    time is its available_at, a reserved one's its lease deadline."""
+def _sources(k: QueueKeys, state: JobState,
+             now: float) -> list[tuple[str, str, str, str]]:
+    """The keys holding a queue's jobs in `state`, as (kind, key, lower bound
+    (exclusive), upper bound (inclusive)), '' for none. Jobs of the delayed set that
+    are already due count as ready, as in `stats`; a ready job's time is its
+    available_at, a reserved one's its lease deadline."""
+    due = repr(now)
     if state == JobState.READY:
-        return [(k.delayed, "-inf", repr(now))]
+        return [("list", k.ready, "", ""), ("zset", k.delayed, "", due)]
     if state == JobState.DELAYED:
-        return [(k.delayed, f"({now!r}", "+inf")]
+        return [("zset", k.delayed, due, "")]
     if state == JobState.RESERVED:
-        return [(k.inflight, "-inf", "+inf")]
-    return [(k.failed, "-inf", "+inf")]
+        return [("zset", k.inflight, "", "")]
+    return [("zset", k.failed, "", "")]
 
-
-def _job_name(payload: str | None) -> str | None:
-    try:
-        decoded = json.loads(payload or "")
-    except ValueError:
-        return None
-    return decoded.get("job") if isinstance(decoded, dict) else None

@@ -101,3 +101,20 @@ def test_ready_and_delayed_jobs_filter_by_job_too(driver):
     assert driver.count_jobs(JobState.READY, job="app.A") == 2
     assert _ids(driver.jobs(JobState.DELAYED, job="app.A")) == [d]
     assert _ids(driver.jobs(JobState.READY, queue="default", job="app.B", offset=1)) == []
+
+
+def test_a_delayed_job_that_fell_due_is_listed_as_ready(driver):
+    due = push(driver, delay_s=0.05)
+    later = push(driver, delay_s=60)
+    time.sleep(0.1)
+    assert _ids(driver.jobs(JobState.READY)) == [due]
+    assert _ids(driver.jobs(JobState.DELAYED)) == [later]
+    assert (driver.count_jobs(JobState.READY), driver.count_jobs(JobState.DELAYED)) == (1, 1)
+    assert _ids(driver.jobs(JobState.DELAYED, offset=1)) == []
+
+
+def test_a_page_of_zero_jobs_is_empty(driver):
+    _failed(driver)
+    push(driver, "waiting")
+    assert driver.jobs(JobState.FAILED, limit=0) == []
+    assert driver.jobs(JobState.READY, queue="waiting", limit=0) == []
