@@ -84,6 +84,8 @@ class Response:
     def send(self, start_response: Any) -> Iterable[bytes]:
         headers = [("Content-Type", self.content_type),
                    ("Content-Length", str(len(self.body))), *SECURITY_HEADERS, *self.headers]
+        if self.status == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="chappyd"'))
         start_response(f"{self.status} {STATUS_TEXT.get(self.status, '')}", headers)
         return [self.body]
 

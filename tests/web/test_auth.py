@@ -40,6 +40,7 @@ def test_a_bad_listen_flag_is_a_config_error(sqlite_env, tmp_path):
 def test_every_page_needs_a_token(web, path):
     anonymous = web.request("GET", path)
     assert anonymous.status == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="chappyd"'
     assert 'name="token"' in anonymous.text  # the login form
     assert web.request("GET", path, accept_json=True).status == 401
     wrong = web.request("GET", path, token="not-the-token", accept_json=True)
