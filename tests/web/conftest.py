@@ -68,7 +68,8 @@ class WebServer:
                 form: dict[str, str] | None = None, accept_json: bool = False,
                 headers: dict[str, str] | None = None) -> Reply:
         parts = urlsplit(self.url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        host = "127.0.0.1" if parts.hostname == "0.0.0.0" else parts.hostname
+        conn = http.client.HTTPConnection(host, parts.port, timeout=30)
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -157,3 +158,16 @@ def test_check_config_masks_the_tokens(sqlite_env, tmp_path):
     assert READONLY_TOKEN not in done.stdout + done.stderr
     assert "CHAPPY_WEB_TOKEN=***  # environment" in done.stdout.splitlines()
     assert "CHAPPY_WEB_READONLY_TOKEN=***  # environment" in done.stdout.splitlines()
+
+
+def test_a_listen_address_off_loopback_is_served_with_a_warning(sqlite_env, tmp_path):
+    web = start_web({**sqlite_env, "CHAPPY_WEB_TOKEN": ADMIN_TOKEN}, tmp_path,
+                    "--listen", "0.0.0.0:0")
+    try:
+        web.wait_listening()
+        events = [json.loads(line)["event"] for line in web.log_path.read_text().splitlines()
+                  if line.startswith("{")]
+        assert events == ["web_not_loopback", "web_listening"]
+        assert web.url.startswith("http://0.0.0.0:")
+    finally:
+        web.stop()
