@@ -107,6 +107,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("CHAPPY_TIMEZONE", "timezone", v.timezone),
     Option("LOG_FORMAT", "log_format", v.choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", v.log_level, flag="--log-level"),
+    # the dashboard (chappyctl web): tokens are secrets, masked like passwords
+    Option("CHAPPY_WEB_TOKEN", "web_token", str, secret=True),
+    Option("CHAPPY_WEB_READONLY_TOKEN", "web_readonly_token", str, secret=True),
+    Option("CHAPPY_WEB_LISTEN", "web_listen", v.listen_address),
+    Option("CHAPPY_WEB_ORIGIN", "web_origin", v.web_origin),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 OPTIONS_BY_FLAG = {option.flag: option for option in OPTIONS if option.flag}
@@ -136,6 +141,10 @@ class Settings:
     timezone: str = "UTC"  # periodic jobs' default zone
     log_format: str | None = None  # None: console on a TTY, JSON otherwise
     log_level: str = "info"
+    web_token: str = field(default="", repr=False)
+    web_readonly_token: str = field(default="", repr=False)
+    web_listen: str = "127.0.0.1:8787"
+    web_origin: str = ""
     instance: str | None = None
     config_files: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)

@@ -168,6 +168,22 @@ def timezone(raw: str) -> str:
     return name
 
 
+def listen_address(raw: str) -> str:
+    """`host:port` (`[v6]:port`), port 0-65535; 0 binds any free port."""
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
+        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+    return f"{host}:{int(port)}"
+
+
+def web_origin(raw: str) -> str:
+    """The dashboard's public origin behind a proxy: scheme://host[:port], no path."""
+    text = raw.strip().rstrip("/")
+    if text and not re.fullmatch(r"https?://[^/\s?#]+", text):
+        raise ValueError("must be an origin such as https://jobs.example.com (no path)")
+    return text
+
+
 def redis_prefix(raw: str) -> str:
     prefix = raw.strip()
     if not _REDIS_PREFIX.fullmatch(prefix):

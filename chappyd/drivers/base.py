@@ -284,3 +284,14 @@ class Driver(Protocol):
         """Delete ready and delayed jobs of `queue` (not reserved or failed)."""
 
     def close(self) -> None: ...
+
+    # -- listing (the dashboard) ---------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        """One page of the jobs in `state` (of `queue`, named `job`), newest first:
+        by failed_at (failed), reserved_at (reserved) or available_at (ready, delayed),
+        then id. Reads only the page asked for, so 100k failed jobs never load."""
+
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        """How many jobs `jobs()` pages through with the same filters."""

@@ -40,6 +40,7 @@ COMMANDS: dict[str, CommandInfo] = {
                                  "periodic jobs with their next and last run"),
     "schedule:test": CommandInfo("schedule", "ScheduleTest",
                                  "push one run of a periodic job now"),
+    "web": CommandInfo("web", "Web", "serve the web dashboard"),
 }
 
 #: Laravel's artisan names, for people who come from there.

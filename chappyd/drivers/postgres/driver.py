@@ -415,6 +415,47 @@ class PostgresDriver:
         with self._session.use() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
 
+    # -- listing (the dashboard) --------------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        sql = _listing_sql("jobs", JobState(state))
+        with self._session.use() as conn:
+            rows = conn.execute(sql, {"queue": queue, "job": _job_pattern(job),
+                                      "limit": limit, "offset": offset}).fetchall()
+        return [_record(row) for row in rows]
+
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        sql = _listing_sql("count_jobs", JobState(state))
+        with self._session.use() as conn:
+            row = conn.execute(sql, {"queue": queue, "job": _job_pattern(job)}).fetchone()
+        return int(row[0])
+
+
+#: Each listed state's condition and its newest-first order (see Driver.jobs).
+_WAITING = "reserved_at IS NULL AND failed_at IS NULL"
+_STATE_SQL = {
+    JobState.READY: (f"{_WAITING} AND available_at::float8 <= t.now",
+                     "available_at::float8 DESC, id DESC"),
+    JobState.DELAYED: (f"{_WAITING} AND available_at::float8 > t.now",
+                       "available_at::float8 DESC, id DESC"),
+    JobState.RESERVED: ("reserved_at IS NOT NULL AND failed_at IS NULL",
+                        "reserved_at DESC, id DESC"),
+    JobState.FAILED: ("failed_at IS NOT NULL", "failed_at DESC, id DESC"),
+}
+
+
+def _listing_sql(name: str, state: JobState) -> str:
+    where, order = _STATE_SQL[state]
+    return Q[name].format(state=where, order=order, label=f"'{state.value}'")
+
+
+def _job_pattern(job: str | None) -> str | None:
+    """A regular expression finding `"job": <name>` in a payload's JSON text."""
+    if job is None:
+        return None
+    return r'"job"\s*:\s*' + re.escape(json.dumps(job, ensure_ascii=False))
+
 
 class _BatchSizer:
     """The claim batch size: as many jobs as take about PREFETCH_BUDGET_S to run.

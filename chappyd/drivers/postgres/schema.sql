@@ -521,3 +521,23 @@ DELETE FROM queue_schedule_ticks WHERE job = %(job)s AND tick < %(before)s
 -- name: last_ticks
 SELECT job, last_tick FROM queue_schedules
  WHERE last_tick IS NOT NULL AND job = ANY(%(jobs)s::text[])
+
+-- name: jobs
+-- One page of a state's jobs for the dashboard; {state} and {order} are fixed fragments
+-- chosen by the driver (never user text). The job filter is a regular expression on the
+-- text (built by the driver from the JSON-encoded name), because a cast to jsonb would
+-- fail the whole page on one payload that is not JSON.
+WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
+SELECT id, queue, payload, attempts, {label},
+       available_at::float8, reserved_at, failed_at, exception, created_at::float8
+  FROM queue, t
+ WHERE {state} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+   AND (%(job)s::text IS NULL OR payload ~ %(job)s::text)
+ ORDER BY {order}
+ LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_jobs
+WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
+SELECT count(*) FROM queue, t
+ WHERE {state} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+   AND (%(job)s::text IS NULL OR payload ~ %(job)s::text)

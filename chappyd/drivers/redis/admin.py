@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from chappyd.drivers.base import (
     JobRecord,
+    JobState,
     QueueStats,
     WorkerInfo,
     job_state,
@@ -19,10 +20,13 @@ from chappyd.drivers.base import (
     prune_before,
 )
 from chappyd.drivers.redis.conn import RedisConnection
+from chappyd.drivers.redis.keys import QueueKeys
 from chappyd.drivers.redis.scripts import Call, script
 
 #: Bulk deletes and revivals go in batches, so no script blocks Redis for long.
 ADMIN_BATCH = 1000
+#: Jobs a filtered listing reads per script call (a few ms of server time each).
+LISTING_BATCH = 5000
 
 
 class RedisAdmin(RedisConnection):
@@ -178,6 +182,72 @@ class RedisAdmin(RedisConnection):
             total += deleted
         return total
 
+    # -- listing (the dashboard) --------------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        state = JobState(state)
+        queues = [queue] if queue is not None else self.known_queues()
+        now = time.time()
+        sources = [(q, src) for q in queues for src in _sources(self.keys.queue(q), state, now)]
+        if len(sources) == 1:
+            # one key (100k failed jobs of one queue): read just the page asked for
+            q, src = sources[0]
+            entries = [(float(t), int(i), q)
+                       for i, t in self._listed(q, src, job, offset, limit)[1]]
+        else:
+            # the newest offset+limit of every key, merged
+            entries = sorted(((float(t), int(i), q) for q, src in sources
+                              for i, t in self._listed(q, src, job, 0, offset + limit)[1]),
+                             reverse=True)[offset:offset + limit]
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            for _, job_id, q in entries:
+                pipe.hgetall(self.keys.queue(q).job(str(job_id)))
+            found = pipe.execute()
+        return [_record(str(job_id), q, fields, now)
+                for (_, job_id, q), fields in zip(entries, found, strict=True) if fields]
+
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        state = JobState(state)
+        queues = [queue] if queue is not None else self.known_queues()
+        now = time.time()
+        sources = [(q, src) for q in queues for src in _sources(self.keys.queue(q), state, now)]
+        if job is not None:
+            return sum(self._listed(q, src, job, 0, 0)[0] for q, src in sources)
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            for _, (kind, key, low, high) in sources:
+                if kind == "list":
+                    pipe.llen(key)
+                else:
+                    pipe.zcount(key, f"({low}" if low else "-inf", high or "+inf")
+            return sum(int(n) for n in pipe.execute())
+
+    def _listed(self, queue: str, source: tuple[str, str, str, str], job: str | None,
+                skip: int, want: int) -> tuple[int, list[tuple[str, str]]]:
+        """(how many match, the first `want` (id, time) after skipping `skip` matches)
+        of one key. Without a job filter that is one slice; with one, the script reads
+        LISTING_BATCH jobs per call until it has `want` (or, for a count, all)."""
+        kind, key, low, high = source
+        prefix = self.keys.queue(queue).job_prefix
+        if job is None:
+            if want <= 0:  # a slice of size 0 would read as "to the end" (-1)
+                return 0, []
+            _, _, rows = self.run(Call(script("listing"), [key, prefix], [  # type: ignore[misc]
+                kind, low, high, skip, want, "", "", want]))
+            return len(rows) // 2, list(zip(rows[::2], rows[1::2], strict=True))
+        escaped = json.dumps(job, ensure_ascii=False)[1:-1]
+        matched, found, offset = 0, [], 0
+        while True:
+            scanned, matches, rows = self.run(Call(script("listing"), [key, prefix], [  # type: ignore[misc]
+                kind, low, high, offset, LISTING_BATCH, job, escaped, skip + want]))
+            matched += int(matches)
+            found.extend(zip(rows[::2], rows[1::2], strict=True))
+            offset += int(scanned)
+            if int(scanned) < LISTING_BATCH or (want and len(found) >= skip + want):
+                return matched, found[skip:skip + want]
+
     # -- persistence ------------------------------------------------------------------
     def persistence_warning(self) -> str | None:
         """A one-line warning when Redis may lose jobs by itself: AOF off (lost on a
@@ -214,3 +284,20 @@ def _record(job_id: str, queue: str, h: dict[str, str], now: float) -> JobRecord
     return JobRecord(job_id, queue, h.get("payload", ""), int(h.get("attempts") or 0), state,
                      available_at, when("reserved_at"), when("failed_at"),
                      h.get("exception"), when("created_at"))
+
+
+def _sources(k: QueueKeys, state: JobState,
+             now: float) -> list[tuple[str, str, str, str]]:
+    """The keys holding a queue's jobs in `state`, as (kind, key, lower bound
+    (exclusive), upper bound (inclusive)), '' for none. Jobs of the delayed set that
+    are already due count as ready, as in `stats`; a ready job's time is its
+    available_at, a reserved one's its lease deadline."""
+    due = repr(now)
+    if state == JobState.READY:
+        return [("list", k.ready, "", ""), ("zset", k.delayed, "", due)]
+    if state == JobState.DELAYED:
+        return [("zset", k.delayed, due, "")]
+    if state == JobState.RESERVED:
+        return [("zset", k.inflight, "", "")]
+    return [("zset", k.failed, "", "")]
+

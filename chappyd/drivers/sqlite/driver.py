@@ -18,6 +18,7 @@ from chappyd.config import Settings
 from chappyd.drivers.base import (
     TICK_RECORD_S,
     JobRecord,
+    JobState,
     NewJob,
     QueueStats,
     Reservation,
@@ -384,6 +385,37 @@ class SqliteDriver:
     def clear(self, queue: str) -> int:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+    # -- listing (the dashboard) --------------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        where, order = _STATE_SQL[JobState(state)]
+        now = time.time()
+        with self._guard() as conn:
+            rows = conn.execute(Q["jobs"].format(state=where, order=order), {
+                "queue": queue, "job": job, "now": now, "limit": limit, "offset": offset,
+            }).fetchall()
+        return [_record(row, now) for row in rows]
+
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        where, _ = _STATE_SQL[JobState(state)]
+        with self._guard() as conn:
+            (count,) = conn.execute(Q["count_jobs"].format(state=where, order=""), {
+                "queue": queue, "job": job, "now": time.time(),
+            }).fetchone()
+        return int(count)
+
+
+#: Each listed state's condition and its newest-first order (see Driver.jobs).
+_WAITING = "reserved_at IS NULL AND failed_at IS NULL"
+_STATE_SQL = {
+    JobState.READY: (f"{_WAITING} AND available_at <= :now", "available_at DESC, id DESC"),
+    JobState.DELAYED: (f"{_WAITING} AND available_at > :now", "available_at DESC, id DESC"),
+    JobState.RESERVED: ("reserved_at IS NOT NULL AND failed_at IS NULL",
+                        "reserved_at DESC, id DESC"),
+    JobState.FAILED: ("failed_at IS NOT NULL", "failed_at DESC, id DESC"),
+}
 
 
 def _apply_schema(conn: sqlite3.Connection, description: str) -> str | None:

@@ -300,3 +300,18 @@ DELETE FROM queue_schedule_ticks WHERE job = :job AND tick < :before
 -- name: last_ticks
 SELECT job, last_tick FROM queue_schedules
  WHERE last_tick IS NOT NULL AND job IN (SELECT value FROM json_each(:jobs))
+
+-- name: jobs
+-- One page of a state's jobs for the dashboard; {state} and {order} are fixed fragments
+-- chosen by the driver (never user text). A payload that is not JSON has no job name.
+SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
+  FROM queue
+ WHERE {state} AND (:queue IS NULL OR queue = :queue)
+   AND (:job IS NULL OR (json_valid(payload) AND json_extract(payload, '$.job') = :job))
+ ORDER BY {order}
+ LIMIT :limit OFFSET :offset
+
+-- name: count_jobs
+SELECT count(*) FROM queue
+ WHERE {state} AND (:queue IS NULL OR queue = :queue)
+   AND (:job IS NULL OR (json_valid(payload) AND json_extract(payload, '$.job') = :job))
