@@ -49,10 +49,8 @@ def redact_url(url: str) -> str:
     if parts.password is None:
         return urlunsplit(parts._replace(query=query)) if query != parts.query else url
     user = quote(parts.username or "", safe="")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    # the hosts as written: a cluster or sentinel URL names several (h1:1,h2:2)
+    netloc = f"{user}:***@" + parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -157,8 +155,18 @@ def _database_url(raw: str) -> str:
 
 def _redis_url(raw: str) -> str:
     url = raw.strip()
-    if not re.match(r"^(rediss?|unix)://", url, re.IGNORECASE):
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    if not re.match(r"^(rediss?|unix|rediss?\+cluster|redis\+sentinel)://", url, re.IGNORECASE):
+        raise ValueError("must start with redis://, rediss://, unix://, redis+cluster://, "
+                         "rediss+cluster:// or redis+sentinel://")
+    if url.lower().startswith("redis+sentinel://") and not urlsplit(url).path.strip("/"):
+        raise ValueError("a Sentinel URL names the master: redis+sentinel://host:port/NAME")
+    return url
+
+
+def _listen_url(raw: str) -> str:
+    url = _database_url(raw)
+    if url.startswith("sqlite:"):
+        raise ValueError("must start with postgresql:// (a direct connection for LISTEN)")
     return url
 
 
@@ -192,6 +200,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("QUEUE_DRIVER", "queue_driver", _choice("database", "redis")),
     Option("DATABASE_URL", "database_url", _database_url, secret=True),
     Option("REDIS_URL", "redis_url", _redis_url, secret=True),
+    Option("CHAPPY_LISTEN_URL", "listen_url", _listen_url, secret=True),
     Option("REDIS_HOST", "redis_host", str),
     Option("REDIS_PORT", "redis_port", _positive_int),
     Option("REDIS_PASSWORD", "redis_password", str, secret=True),
@@ -221,6 +230,8 @@ class Settings:
     queue_driver: str = "database"
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: A direct PostgreSQL connection for LISTEN when DATABASE_URL is a pooler ("": none).
+    listen_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_password: str = ""
@@ -277,7 +288,7 @@ class Settings:
                 text = "auto"
             else:
                 text = str(value)
-            if option.key in ("DATABASE_URL", "REDIS_URL"):
+            if option.key in ("DATABASE_URL", "REDIS_URL", "CHAPPY_LISTEN_URL"):
                 text = redact_url(text)
             elif option.secret and text:
                 text = "***"

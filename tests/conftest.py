@@ -41,6 +41,7 @@ BACKENDS = [
 pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.redis",
+    "tests.servers.pgbouncer",
 ]
 
 
