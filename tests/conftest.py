@@ -42,6 +42,7 @@ pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.redis",
     "tests.servers.pgbouncer",
+    "tests.servers.sentinel",
 ]
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from chappyd.config import Settings
 from chappyd.drivers.redis.keys import KeyLayout
 from chappyd.drivers.redis.scripts import Call, run, run_many
+from chappyd.drivers.redis.topology import CLUSTER, SENTINEL, kind_of
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class RedisConnection:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.redis_url
+        #: plain, cluster or sentinel (topology.py)
+        self.topology = kind_of(self.url)
         self.description = settings.backend_description
         self._password = settings.redis_password
         self.keys = KeyLayout(settings.redis_prefix)
@@ -127,21 +130,31 @@ class RedisConnection:
             # a connection inherited over fork() must never be used (DESIGN §3); ids
             # of a block inherited over fork() would be handed out twice
             self._reset()
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            pool = redis.ConnectionPool.from_url(
-                self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-                socket_connect_timeout=CONNECT_TIMEOUT_S,
-                # never re-send a command by itself: a push sent twice is two jobs. A
-                # failure is BackendUnavailable; reserve recovers a lost reply itself.
-                retry=Retry(NoBackoff(), 0),
-            )
-            # one process, one thread: holding the one connection saves the pool's
-            # check-out/check-in on every command (a worker sends about 1.1 per job)
-            self._client = redis.Redis(connection_pool=pool, single_connection_client=True)
+            self._client = self._open()
         return self._client
+
+    def _open(self) -> redis.Redis:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from chappyd.drivers.redis import topology
+
+        options = {
+            "decode_responses": True, "socket_timeout": SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            # never re-send a command by itself: a push sent twice is two jobs. A
+            # failure is BackendUnavailable; reserve recovers a lost reply itself.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if self.topology == CLUSTER:
+            return topology.cluster_client(self.url, **options)  # type: ignore[return-value]
+        if self.topology == SENTINEL:
+            return topology.sentinel_client(self.url, **options)
+        pool = redis.ConnectionPool.from_url(self.url, **options)
+        # one process, one thread: holding the one connection saves the pool's
+        # check-out/check-in on every command (a worker sends about 1.1 per job)
+        return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     def _reset(self) -> None:
         self._client = None
