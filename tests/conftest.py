@@ -43,6 +43,7 @@ pytest_plugins = [
     "tests.servers.redis",
     "tests.servers.pgbouncer",
     "tests.servers.sentinel",
+    "tests.servers.cluster",
 ]
 
 
