@@ -44,6 +44,7 @@ pytest_plugins = [
     "tests.servers.pgbouncer",
     "tests.servers.sentinel",
     "tests.servers.cluster",
+    "tests.servers.netns",
 ]
 
 
