@@ -157,6 +157,10 @@ class RedisConnection:
             return topology.cluster_client(self.url, **options)  # type: ignore[return-value]
         if self.topology == SENTINEL:
             return topology.sentinel_client(self.url, **options)
+        if self.url.lower().startswith("unix:"):
+            # redis-py 4.3's Unix socket connection takes no connect timeout (a local
+            # connect does not hang anyway)
+            del options["socket_connect_timeout"]
         pool = redis.ConnectionPool.from_url(self.url, **options)
         # one process, one thread: holding the one connection saves the pool's
         # check-out/check-in on every command (a worker sends about 1.1 per job)
