@@ -70,6 +70,12 @@ def test_admin_commands_and_wake_ups_go_queue_by_queue(redis_cluster: RedisClust
         assert driver.extend_leases(["host:1:1"], 60.0) == 12
         assert driver.release_owner("host:1:1") == 12
         assert {q.queue: q.ready for q in driver.stats()} == {q: 2 for q in QUEUES}
+        assert [driver.get(r.id).queue for r in taken] == [r.queue for r in taken]
+        driver.set_paused("q4", True)
+        assert driver.paused_queues() == {"q4"}
+        assert "q4" not in {r.queue for r in driver.reserve(QUEUES, "host:1:1", 30.0, 12)}
+        assert driver.release_owner("host:1:1") == 10
+        driver.set_paused("q4", False)
         assert driver.flush() == 0
         for queue in QUEUES:
             assert driver.clear(queue) == 2
