@@ -85,6 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("QUEUE_DRIVER", "queue_driver", v.choice("database", "redis")),
     Option("DATABASE_URL", "database_url", v.database_url, secret=True),
     Option("REDIS_URL", "redis_url", v.redis_url, secret=True),
+    Option("CHAPPY_LISTEN_URL", "listen_url", v.listen_url, secret=True),
     Option("REDIS_HOST", "redis_host", str),
     Option("REDIS_PORT", "redis_port", v.whole_number(1, v.MAX_PORT)),
     Option("REDIS_PASSWORD", "redis_password", str, secret=True),
@@ -123,6 +124,8 @@ class Settings:
     queue_driver: str = "database"
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: A direct PostgreSQL connection for LISTEN when DATABASE_URL is a pooler ("": none).
+    listen_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_password: str = ""
@@ -184,7 +187,7 @@ class Settings:
                 text = "auto"
             else:
                 text = str(value)
-            if option.key in ("DATABASE_URL", "REDIS_URL"):
+            if option.key in ("DATABASE_URL", "REDIS_URL", "CHAPPY_LISTEN_URL"):
                 text = redact_url(text)
             elif option.secret and text:
                 text = "***"

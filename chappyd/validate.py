@@ -151,9 +151,21 @@ def database_url(raw: str) -> str:
 
 def redis_url(raw: str) -> str:
     url = raw.strip()
-    if not re.match(r"(rediss?|unix)://", url, re.IGNORECASE):
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    if not re.match(r"(rediss?|unix|rediss?\+cluster|redis\+sentinel)://", url,
+                    re.IGNORECASE):
+        raise ValueError("must start with redis://, rediss://, unix://, redis+cluster://, "
+                         "rediss+cluster:// or redis+sentinel://")
+    if url.lower().startswith("redis+sentinel://") and not urlsplit(url).path.strip("/"):
+        raise ValueError("a Sentinel URL names the master: redis+sentinel://host:port/NAME")
     return never_working_url(url)
+
+
+def listen_url(raw: str) -> str:
+    """CHAPPY_LISTEN_URL: a direct PostgreSQL connection for LISTEN beside a pooler."""
+    url = database_url(raw)
+    if url.startswith("sqlite:"):
+        raise ValueError("must start with postgresql:// (a direct connection for LISTEN)")
+    return url
 
 
 def timezone(raw: str) -> str:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Mapping, Sequence
 
 import psycopg
+import structlog
 
-from chappyd.config import Settings
+from chappyd.config import Settings, redact_url
 from chappyd.drivers.base import (
     TICK_RECORD_S,
     JobRecord,
@@ -46,6 +47,8 @@ LATEST = MIGRATIONS[-1][0]
 FALLBACK_POLL_S = 1.0
 #: Wake this long after a delayed job's due time, so the claim's now() has passed it.
 DUE_MARGIN_S = 0.001
+#: Behind a pooler without CHAPPY_LISTEN_URL there is no LISTEN: idle workers poll.
+POOLED_POLL_S = 0.25
 _MAX_ID = 2**63 - 1
 #: Idle workers vacuum the queue table past this many dead rows, checking this often.
 TIDY_DEAD_ROWS = 10_000
@@ -54,6 +57,8 @@ TIDY_INTERVAL_S = 10.0
 PREFETCH_START = 4
 PREFETCH_BUDGET_S = 0.020
 PREFETCH_MAX = 32
+
+log = structlog.get_logger("chappyd.postgres")
 
 
 class PostgresDriver:
@@ -72,13 +77,22 @@ class PostgresDriver:
         self._session = PgSession(
             settings.database_url, self.description,
             on_connect=self._auto_migrate if settings.auto_migrate else None,
+            # with a LISTEN URL, DATABASE_URL is the pooler; without, find out
+            pooled=True if settings.listen_url else None,
         )
+        #: LISTEN's own direct connection when DATABASE_URL is a pooler.
+        self._listener = PgSession(
+            settings.listen_url, f"PostgreSQL at {redact_url(settings.listen_url)}",
+        ) if settings.listen_url else None
+        self._warned_polling = False
 
     def persistence_warning(self) -> str | None:
         return None  # every committed job is on disk
 
     def close(self) -> None:
         self._session.close()
+        if self._listener is not None:
+            self._listener.close()
 
     @property
     def prefetch(self) -> int:
@@ -222,21 +236,57 @@ class PostgresDriver:
             self._session.set_async_commit(conn)
             # a busy worker never waits: drop what LISTEN brought meanwhile, unread
             self._session.discard_notifies(conn)
-            batch = self._session.query_value(conn, "chappyd_reserve", Q["reserve"], params)
+            with self._session.worker_transaction(conn):
+                batch = self._session.query_value(
+                    conn, "chappyd_reserve", Q["reserve"], params)
+        self._drain_listener()
         taken = [] if batch is None else json.loads(batch)
         self._batches.claimed(len(taken))
         return [Reservation(str(job_id), queue, payload, attempts, token, reserved_at)
                 for job_id, queue, payload, attempts, token, reserved_at in taken]
 
+    def _drain_listener(self) -> None:
+        """Read and drop what a busy worker's LISTEN connection received, so that
+        the server never blocks sending to it (one non-blocking read)."""
+        listener = self._listener
+        if listener is None or not listener.is_open():
+            return
+        with listener.use() as conn:
+            listener.read_notifies(conn)
+            listener.discard_notifies(conn)
+
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
         deadline = time.monotonic() + max(0.0, timeout_s)
         wanted = set(queues)
-        with self._session.use() as conn:
-            self._session.listen(conn)
+        session = self._listener or self._session
+        with session.use() as conn:
+            if session.pooled:
+                self._poll(conn, wanted, deadline)
+                return
+            session.listen(conn)
             self._tidy(conn)
             while time.monotonic() < deadline:
-                if self._wait_round(conn, wanted, deadline):
+                if self._wait_round(session, conn, wanted, deadline):
                     return
+
+    def _poll(self, conn: psycopg.Connection, wanted: set[str], deadline: float) -> None:
+        """Wait without LISTEN (a pooler and no CHAPPY_LISTEN_URL): re-read the next
+        due time every POOLED_POLL_S."""
+        if not self._warned_polling:
+            self._warned_polling = True
+            log.warning("listen_unavailable", backend=self.description, poll_s=POOLED_POLL_S,
+                        reason="DATABASE_URL goes through a pooler or proxy and "
+                               "CHAPPY_LISTEN_URL is not set: idle workers poll")
+        queues = sorted(wanted)
+        while True:
+            due, server_now = conn.execute(Q["next_due"], {"queues": queues}).fetchone()
+            now = time.monotonic()
+            if (due is not None and due <= server_now) or now >= deadline:
+                return
+            pause = min(POOLED_POLL_S, deadline - now)
+            if due is not None:
+                pause = min(pause, due - server_now + DUE_MARGIN_S)
+            time.sleep(pause)
 
     def _tidy(self, conn: psycopg.Connection) -> None:
         """An idle worker vacuums the queue table when autovacuum lags behind.
@@ -261,12 +311,13 @@ class PostgresDriver:
         elif row[0] >= TIDY_DEAD_ROWS:
             conn.execute(Q["vacuum"])
 
-    def _wait_round(self, conn: psycopg.Connection, wanted: set[str], deadline: float) -> bool:
+    def _wait_round(self, session: PgSession, conn: psycopg.Connection, wanted: set[str],
+                    deadline: float) -> bool:
         """Read the next due time, then sleep on the socket until it, a notification of
         a ready job, the deadline, or the fallback poll. True: stop waiting."""
         # Notifications already received come from commits this query sees anyway;
         # those arriving with its result may be newer than its snapshot: keep them.
-        self._session.discard_notifies(conn)
+        session.discard_notifies(conn)
         due, server_now = conn.execute(Q["next_due"], {"queues": sorted(wanted)}).fetchone()
         started = time.monotonic()
         clock = _ServerClock(server_now, started)
@@ -276,7 +327,7 @@ class PostgresDriver:
                 return True
             wake_at = min(wake_at, clock.monotonic_at(due))
         poll_at = started + FALLBACK_POLL_S
-        notes = list(self._session.notes)
+        notes = list(session.notes)
         while True:
             for channel, payload in notes:
                 due_at = _due_of(channel, payload, wanted)
@@ -289,13 +340,13 @@ class PostgresDriver:
                 return True
             if now >= poll_at:
                 return False
-            if self._session.wait_readable(conn, min(wake_at, poll_at) - now):
-                notes = self._session.read_notifies(conn)
+            if session.wait_readable(conn, min(wake_at, poll_at) - now):
+                notes = session.read_notifies(conn)
             else:
                 notes = []
 
     def ack(self, reservation: Reservation) -> bool:
-        with self._session.use() as conn:
+        with self._session.use() as conn, self._session.worker_transaction(conn):
             deleted = self._session.execute_prepared(
                 conn, "chappyd_ack", Q["ack"],
                 [reservation.id.encode(), reservation.token.encode()])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from chappyd.drivers.base import (
     JobRecord,
@@ -19,9 +20,13 @@ from chappyd.drivers.base import (
     live_since,
     prune_before,
 )
+from chappyd.drivers.redis import cluster
 from chappyd.drivers.redis.conn import RedisConnection
 from chappyd.drivers.redis.keys import QueueKeys
 from chappyd.drivers.redis.scripts import Call, script
+
+if TYPE_CHECKING:
+    import redis
 
 #: Bulk deletes and revivals go in batches, so no script blocks Redis for long.
 ADMIN_BATCH = 1000
@@ -253,26 +258,35 @@ class RedisAdmin(RedisConnection):
         """A one-line warning when Redis may lose jobs by itself: AOF off (lost on a
         restart), appendfsync no, or an eviction policy that may delete job keys under
         memory pressure; else None. The master logs it at start."""
-        from redis.exceptions import ResponseError
-
         with self.guard() as client:
-            info = {**client.info("persistence"), **client.info("memory")}
-            try:
-                fsync = client.config_get("appendfsync").get("appendfsync")
-            except ResponseError:  # CONFIG may be renamed away or denied by an ACL
-                fsync = None
-        problems = []
-        if not int(info.get("aof_enabled", 0)):
-            problems.append("runs without AOF (appendonly no): jobs pushed since its last "
-                            "snapshot are lost if Redis restarts; set appendonly yes")
-        elif fsync == "no":
-            problems.append("has appendfsync no: a power loss can lose ~30 s of jobs; "
-                            "appendfsync everysec bounds that to ~1 s")
-        policy = info.get("maxmemory_policy", "noeviction")
-        if policy != "noeviction":
-            problems.append(f"has maxmemory-policy {policy}: it may evict job keys when "
-                            "memory runs out; set maxmemory-policy noeviction")
+            # on a Cluster every primary holds jobs: each must keep them
+            targets = cluster.primaries(client) if self.on_cluster else [client]  # type: ignore[arg-type]
+            problems = []
+            for target in targets:
+                problems += [p for p in _persistence_problems(target) if p not in problems]
         return f"{self.description} " + "; it ".join(problems) if problems else None
+
+
+def _persistence_problems(client: redis.Redis) -> list[str]:
+    from redis.exceptions import ResponseError
+
+    info = {**client.info("persistence"), **client.info("memory")}
+    try:
+        fsync = client.config_get("appendfsync").get("appendfsync")
+    except ResponseError:  # CONFIG may be renamed away or denied by an ACL
+        fsync = None
+    problems = []
+    if not int(info.get("aof_enabled", 0)):
+        problems.append("runs without AOF (appendonly no): jobs pushed since its last "
+                        "snapshot are lost if Redis restarts; set appendonly yes")
+    elif fsync == "no":
+        problems.append("has appendfsync no: a power loss can lose ~30 s of jobs; "
+                        "appendfsync everysec bounds that to ~1 s")
+    policy = info.get("maxmemory_policy", "noeviction")
+    if policy != "noeviction":
+        problems.append(f"has maxmemory-policy {policy}: it may evict job keys when "
+                        "memory runs out; set maxmemory-policy noeviction")
+    return problems
 
 
 def _record(job_id: str, queue: str, h: dict[str, str], now: float) -> JobRecord:

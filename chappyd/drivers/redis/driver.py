@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
 from chappyd.drivers.base import TICK_RECORD_S, NewJob, Reservation, TickOutcome, TickResult
+from chappyd.drivers.redis import cluster
 from chappyd.drivers.redis.admin import RedisAdmin
 from chappyd.drivers.redis.conn import SOCKET_TIMEOUT_S
-from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run, run_after, script
+from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run_after, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ PUSH_CHUNK = 1000
 EXPIRE_PER_CALL = 1000
 PUSH_READY = script("push_ready")
 ENQUEUE_TICK = script("enqueue_tick")
+#: On a Cluster an idle worker of several queues blocks on the first queue's wake list
+#: this long at a time, looking at the other queues' in between (see _wait_cluster).
+CLUSTER_WAKE_SLICE_S = 0.1
 LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
 #: Why push(conn=...) cannot work here, and what to do instead.
 REFUSED_CONN = (
@@ -76,9 +80,7 @@ class RedisDriver(RedisAdmin):
     def migrate(self) -> None:
         """Nothing to create: keys appear on first write. Checks the connection and
         loads every script so the first real call needs no SCRIPT LOAD."""
-        with self.guard() as client:
-            for name in ALL_SCRIPTS:
-                client.script_load(script(name).source)
+        self.load_scripts([script(name).source for name in ALL_SCRIPTS])
 
     def schema_sql(self) -> str:
         return ""
@@ -120,8 +122,8 @@ class RedisDriver(RedisAdmin):
         k = self.keys.queue(queue)
         with self.guard() as client:
             job_id = self.take_ids(client, 1)[0]
-            run(client, Call(PUSH_READY, (k.ready, k.wake, k.job_prefix + job_id),
-                             (job_id, job.payload, repr(job.available_at), repr(now))))
+            self.run_on(client, Call(PUSH_READY, (k.ready, k.wake, k.job_prefix + job_id),
+                                     (job_id, job.payload, repr(job.available_at), repr(now))))
         return job_id
 
     # -- periodic jobs ----------------------------------------------------------
@@ -164,6 +166,8 @@ class RedisDriver(RedisAdmin):
             recovered = self._recover_lost_reserve()
             if recovered:
                 return recovered
+        if self.on_cluster and len(queues) > 1:
+            return self._reserve_each(queues, owner, lease_s, limit)
         call = self._reserve_call(queues, owner, lease_s, limit)
         before = self.registering(queues)
         try:
@@ -175,6 +179,32 @@ class RedisDriver(RedisAdmin):
             raise
         self.registered(queues)
         taken = self._reserved(result)
+        self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
+        self._last_request = (tuple(queues), owner, lease_s, limit)
+        return taken
+
+    def _reserve_each(self, queues: Sequence[str], owner: str, lease_s: float,
+                      limit: int) -> list[Reservation]:
+        """On a Cluster: one reserve script per queue, in priority order, until `limit`
+        jobs are taken (a script touches one queue's slot only). When a call fails after
+        others took jobs, those are handed out and the lost one is recovered next time."""
+        before = self.registering(queues)
+        if before:
+            self.run_many([], before)
+        taken: list[Reservation] = []
+        for queue in queues:
+            call = self._reserve_call([queue], owner, lease_s, limit - len(taken))
+            try:
+                result = self.run(call)
+            except BackendUnavailable:
+                self._lost_reserve = (owner, str(call.args[5]))  # see reserve()
+                if taken:
+                    return taken
+                raise
+            taken += self._reserved(result)
+            if len(taken) >= limit:
+                break
+        self.registered(queues)
         self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
         self._last_request = (tuple(queues), owner, lease_s, limit)
         return taken
@@ -225,6 +255,9 @@ class RedisDriver(RedisAdmin):
         back any that were never handed out."""
         deadline = time.monotonic() + min(timeout_s, SOCKET_TIMEOUT_S - 2.0)
         wake_keys = [self.keys.queue(q).wake for q in queues]
+        if self.on_cluster:
+            self._wait_cluster(wake_keys, queues, deadline)
+            return
         request = self._last_request if self._last_request and not self._pending else None
         if request is not None and request[0] != tuple(queues):
             request = None
@@ -240,6 +273,48 @@ class RedisDriver(RedisAdmin):
                         return
                 if popped is None or popped[1] != "d":
                     return
+
+    def _wait_cluster(self, wake_keys: list[str], queues: Sequence[str],
+                      deadline: float) -> None:
+        """wait() on a Cluster, where one BRPOP cannot name keys of several slots: it
+        blocks on the first (highest-priority) queue's wake list for at most
+        CLUSTER_WAKE_SLICE_S, and between two blocks pops one marker of each other queue
+        (one pipelined round trip per node). A push to the first queue wakes the worker
+        at once, one to another queue within a slice. One blocking connection per queue
+        would wake at once for all, but costs a connection per queue per worker and a
+        thread or a poll loop to watch them; the slice costs an idle worker of several
+        queues about 40 round trips a second, and a worker of one queue nothing."""
+        with self.guard() as client:
+            first = cluster.node_client(client, wake_keys[0])  # type: ignore[arg-type]
+            while (block_s := min(deadline - time.monotonic(),
+                                  self._due_in_cluster(client, queues))) > 0:
+                if len(wake_keys) > 1:
+                    pipe = client.pipeline()
+                    for key in wake_keys[1:]:
+                        pipe.rpop(key)
+                    markers = pipe.execute()
+                    if "1" in markers:
+                        return
+                    if "d" in markers:
+                        continue  # a delayed job was added: read the next due time again
+                    block_s = min(block_s, CLUSTER_WAKE_SLICE_S)
+                popped = first.execute_command("BRPOP", wake_keys[0], max(block_s, 0.01))
+                if popped is not None and popped[1] != "d":
+                    return
+                if popped is None and len(wake_keys) == 1:
+                    return
+
+    def _due_in_cluster(self, client: redis.Redis, queues: Sequence[str]) -> float:
+        """_due_in on a Cluster: the clock of the first queue's node (the nodes' clocks
+        agree to NTP's precision), the delayed zsets read per node."""
+        node = cluster.node_client(client, self.keys.queue(queues[0]).delayed)  # type: ignore[arg-type]
+        seconds, micros = node.time()
+        pipe = client.pipeline()
+        for queue in queues:
+            pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
+        firsts = pipe.execute()
+        now = seconds + micros / 1e6
+        return min((first[0][1] - now for first in firsts if first), default=float("inf"))
 
     def _pop_then_reserve(self, client: redis.Redis, brpop: tuple,
                           request: tuple[tuple[str, ...], str, float, int]) -> object:
@@ -308,6 +383,13 @@ class RedisDriver(RedisAdmin):
         queues = self.known_queues()
         if not queues:
             return [] if name == "held_by" else 0
+        if self.on_cluster:  # one slot per script: one call per queue, pipelined per node
+            results = self.run_many([Call(
+                script(name), [getattr(self.keys.queue(q), part) for part in parts],
+                [*args, q] if name == "held_by" else list(args)) for q in queues])
+            if name == "held_by":
+                return [value for result in results for value in result]
+            return sum(int(result) for result in results)
         keys = [getattr(self.keys.queue(q), part) for q in queues for part in parts]
         extra = queues if name == "held_by" else []
         return self.run(Call(script(name), keys, [*args, *extra]))
