@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.errors import ChappyError, InvalidPayload, UnknownJob
+from chappyd.unique import check_unique_attributes, job_key
 
 if TYPE_CHECKING:
     from chappyd.manager import QueueManager
@@ -34,11 +35,16 @@ class Job:
     queue: ClassVar[str] = "default"
     tries: ClassVar[int | None] = None
     timeout: ClassVar[float | None] = None
+    #: data fields whose values make the unique key (True: all of data; False: none)
+    unique: ClassVar[bool | tuple[str, ...]] = False
+    #: a pushed copy is refused while the holder waits ("started") or also runs ("done")
+    unique_until: ClassVar[str] = "done"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
+        check_unique_attributes(cls)
 
     def __init__(
         self,
@@ -74,13 +80,18 @@ class Job:
         return configured_max_attempts()
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             **self.payload,
             "job": type(self).name,
             "data": self.data,
             "available_at": time.time() + self.delay(),
             "max_attempts": self.max_attempts(),
         }
+        cls = type(self)
+        if cls.unique:
+            payload["unique_key"] = job_key(cls.name, cls.unique, self.data)
+            payload["unique_until"] = cls.unique_until
+        return payload
 
     # -- dispatching ------------------------------------------------------------
     @classmethod

@@ -19,6 +19,7 @@ from chappyd.jobs import (
     encode_payload,
     payload_available_at,
 )
+from chappyd.unique import payload_unique
 
 _default_manager: QueueManager | None = None
 _managers: weakref.WeakSet[QueueManager] = weakref.WeakSet()
@@ -90,7 +91,9 @@ class QueueManager:
         self._lock = threading.Lock()
 
     def push(self, queue: str, payload: dict[str, Any] | str) -> str:
-        """Push one payload (a dict, or JSON text) onto `queue`; returns the id."""
+        """Push one payload (a dict, or JSON text) onto `queue`; returns the id. A
+        payload whose "unique_key" another job holds creates nothing and returns that
+        job's id (an ExistingId)."""
         return self.push_many(queue, [payload])[0]
 
     def push_many(self, queue: str, payloads: Sequence[dict[str, Any] | str]) -> list[str]:
@@ -154,13 +157,15 @@ class QueueManager:
                 decoded = json.loads(payload)
             except ValueError:
                 decoded = None
-            available_at = (
-                payload_available_at(decoded, now) if isinstance(decoded, dict) else now
-            )
         else:
             text = encode_payload(payload)
-            available_at = payload_available_at(payload, now)
-        return NewJob(text, available_at)
+            decoded = payload
+        if not isinstance(decoded, dict):
+            return NewJob(text, now)
+        unique = payload_unique(decoded)
+        if unique is None:
+            return NewJob(text, payload_available_at(decoded, now))
+        return NewJob(text, payload_available_at(decoded, now), unique.key, unique.until)
 
 
 def _reset_locks_after_fork() -> None:

@@ -31,10 +31,53 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to insert: its raw JSON payload and when it becomes available (unix s)."""
+    """A job to insert: its raw JSON payload and when it becomes available (unix s).
+
+    `unique_key` (from the payload's "unique_key") makes the push create nothing while
+    another job holds that key in a blocking state; `unique_until` ("started" or
+    "done") says which states block."""
 
     payload: str
     available_at: float
+    unique_key: str | None = None
+    unique_until: str | None = None
+
+
+class ExistingId(str):
+    """An id push_many returns for a job it did not create: the job that holds its
+    unique key (a plain str everywhere else)."""
+
+    __slots__ = ()
+
+
+def first_of_each_key(jobs: Sequence[NewJob]) -> tuple[list[NewJob], list[int]]:
+    """A batch without repeated unique keys, and for each job of `jobs` the index of
+    the one inserted for it: a batch deduplicates within itself too."""
+    kept: list[NewJob] = []
+    where: list[int] = []
+    seen: dict[str, int] = {}
+    for job in jobs:
+        if job.unique_key is not None:
+            index = seen.get(job.unique_key)
+            if index is not None:
+                where.append(index)
+                continue
+            seen[job.unique_key] = len(kept)
+        where.append(len(kept))
+        kept.append(job)
+    return kept, where
+
+
+def spread_ids(inserted: Sequence[str], where: Sequence[int]) -> list[str]:
+    """The ids of a deduplicated batch mapped back onto the batch as pushed: a later
+    copy of a key gets the first one's id, as an ExistingId."""
+    out: list[str] = []
+    used: set[int] = set()
+    for index in where:
+        job_id = inserted[index]
+        out.append(ExistingId(job_id) if index in used else job_id)
+        used.add(index)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

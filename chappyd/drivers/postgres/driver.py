@@ -17,15 +17,18 @@ import psycopg
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
+    ExistingId,
     JobRecord,
     JobState,
     NewJob,
     QueueStats,
     Reservation,
     WorkerInfo,
+    first_of_each_key,
     listed_queues,
     live_since,
     prune_before,
+    spread_ids,
 )
 from chappyd.drivers.postgres.session import CHANNEL, PgSession
 from chappyd.drivers.sqlfile import load_queries
@@ -42,6 +45,9 @@ FALLBACK_POLL_S = 1.0
 #: Wake this long after a delayed job's due time, so the claim's now() has passed it.
 DUE_MARGIN_S = 0.001
 _MAX_ID = 2**63 - 1
+#: How often a statement bringing jobs back to waiting is run when it loses a race
+#: for a unique key (see _back_to_waiting); each run sees what the previous one lost to.
+UNIQUE_RACE_RUNS = 3
 #: Idle workers vacuum the queue table past this many dead rows, checking this often.
 TIDY_DEAD_ROWS = 10_000
 TIDY_INTERVAL_S = 10.0
@@ -117,19 +123,26 @@ class PostgresDriver:
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         if not jobs:
             return []
-        params = [queue.encode(), json.dumps(
-            [[job.payload, job.available_at] for job in jobs], ensure_ascii=False,
-            allow_nan=False).encode()]
+        unique = any(job.unique_key is not None for job in jobs)
+        batch, where = first_of_each_key(jobs) if unique else (list(jobs), [])
+        rows = ([[job.payload, job.available_at, job.unique_key, job.unique_until]
+                 for job in batch] if unique
+                else [[job.payload, job.available_at] for job in batch])
+        params = [queue.encode(),
+                  json.dumps(rows, ensure_ascii=False, allow_nan=False).encode()]
+        name = "insert_unique" if unique else "insert"
         with self._session.use() as conn:
             if self._session.async_commit:
                 # this connection claims and acks without flushing: a push must not
                 # share that, it would be a job lost on a server crash
                 with conn.transaction():
                     conn.execute("SET LOCAL synchronous_commit = on")
-                    ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
+                    ids = self._session.query_value(conn, f"chappyd_{name}", Q[name], params)
             else:
-                ids = self._session.query_value(conn, "chappyd_insert", Q["insert"], params)
-        return [str(job_id) for job_id in json.loads(ids or "[]")]
+                ids = self._session.query_value(conn, f"chappyd_{name}", Q[name], params)
+        if not unique:
+            return [str(job_id) for job_id in json.loads(ids or "[]")]
+        return spread_ids(_ids_in_batch_order(batch, json.loads(ids)), where)
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -227,19 +240,30 @@ class PostgresDriver:
         return self._finish("fail", reservation, error=error)
 
     def _finish(self, query: str, reservation: Reservation, **params: object) -> bool:
+        return self._back_to_waiting(query, {
+            "id": int(reservation.id), "token": reservation.token, **params}) == 1
+
+    def _back_to_waiting(self, query: str, params: dict[str, object] | None = None) -> int:
+        """Run a statement that may bring rows back to waiting; returns its row count.
+        Such a row keeps its unique key only when no other job holds it, but a copy
+        pushed by a transaction still open is invisible to that check: the statement
+        then fails with a unique violation, and its second run sees the copy."""
         with self._session.use() as conn:
-            cursor = conn.execute(Q[query], {
-                "id": int(reservation.id), "token": reservation.token, **params})
-            return cursor.rowcount == 1
+            for attempt in range(UNIQUE_RACE_RUNS):
+                try:
+                    return conn.execute(Q[query], params).rowcount
+                except psycopg.errors.UniqueViolation:
+                    if attempt == UNIQUE_RACE_RUNS - 1:
+                        raise
+        raise AssertionError("unreachable")
 
     def release(self, reservations: Sequence[Reservation]) -> int:
         if not reservations:
             return 0
-        with self._session.use() as conn:
-            return conn.execute(Q["release"], {
-                "ids": [int(r.id) for r in reservations],
-                "tokens": [r.token for r in reservations],
-            }).rowcount
+        return self._back_to_waiting("release", {
+            "ids": [int(r.id) for r in reservations],
+            "tokens": [r.token for r in reservations],
+        })
 
     # -- the master -------------------------------------------------------------
     def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
@@ -255,12 +279,10 @@ class PostgresDriver:
         return [Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def release_owner(self, owner: str) -> int:
-        with self._session.use() as conn:
-            return conn.execute(Q["release_owner"], {"owner": owner}).rowcount
+        return self._back_to_waiting("release_owner", {"owner": owner})
 
     def expire_leases(self) -> int:
-        with self._session.use() as conn:
-            return conn.execute(Q["expire_leases"]).rowcount
+        return self._back_to_waiting("expire_leases")
 
     # -- heartbeats and pauses ----------------------------------------------------
     def heartbeat(self, info: WorkerInfo) -> None:
@@ -319,8 +341,7 @@ class PostgresDriver:
 
     def retry_failed(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
         ids = None if job_ids is None else _ids(job_ids)
-        with self._session.use() as conn:
-            return conn.execute(Q["retry_failed"], {"ids": ids, "queue": queue}).rowcount
+        return self._back_to_waiting("retry_failed", {"ids": ids, "queue": queue})
 
     def forget(self, job_ids: Sequence[str]) -> int:
         with self._session.use() as conn:
@@ -393,6 +414,15 @@ def _due_of(channel: str, payload: str, wanted: set[str]) -> float | None:
         return float(due)
     except ValueError:
         return 0.0
+
+
+def _ids_in_batch_order(batch: Sequence[NewJob], rows: Sequence[list]) -> list[str]:
+    """insert_unique's rows ([id, unique_key, existed], by id) in the order of `batch`:
+    new rows took ascending ids in batch order; a holder is found by its key."""
+    holders = {key: str(job_id) for job_id, key, existed in rows if existed}
+    new_ids = iter(str(job_id) for job_id, _, existed in rows if not existed)
+    return [ExistingId(holders[job.unique_key]) if job.unique_key in holders
+            else next(new_ids) for job in batch]
 
 
 def _ids(job_ids: Sequence[str]) -> list[int]:

@@ -92,6 +92,41 @@ CREATE TRIGGER queue_notify_update
     FOR EACH ROW WHEN (NEW.reserved_at IS NULL AND NEW.failed_at IS NULL)
     EXECUTE FUNCTION queue_notify_update();
 
+-- name: migration_2
+-- chappyd 2: unique jobs and concurrency/rate limits.
+-- A unique key is held by at most one job in a blocking state, the states in the
+-- index's predicate: "done" keys while waiting or running (not failed), "started" keys
+-- while waiting (not reserved, not failed). A finished job is deleted and a failed one
+-- leaves the predicate, so a key is free the moment its row changes: no lock to leak.
+ALTER TABLE queue ADD COLUMN IF NOT EXISTS unique_key text,
+                  ADD COLUMN IF NOT EXISTS unique_until text,
+                  ADD COLUMN IF NOT EXISTS limit_key text,
+                  ADD COLUMN IF NOT EXISTS limit_concurrency integer,
+                  ADD COLUMN IF NOT EXISTS limit_rate integer,
+                  ADD COLUMN IF NOT EXISTS limit_window_s double precision;
+CREATE UNIQUE INDEX IF NOT EXISTS queue_unique ON queue (unique_key)
+    WHERE unique_key IS NOT NULL AND failed_at IS NULL
+      AND (unique_until = 'done' OR reserved_at IS NULL);
+-- A raw INSERT whose payload carries "unique_key" (a PHP producer, psql) gets the
+-- columns filled from it; a key already held then fails that INSERT with a unique
+-- violation (add ON CONFLICT DO NOTHING to make it a no-op). A payload that is not
+-- JSON gets no key: the worker fails it as InvalidPayload.
+CREATE OR REPLACE FUNCTION queue_unique_from_payload() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        NEW.unique_key := NEW.payload::json ->> 'unique_key';
+        NEW.unique_until := CASE WHEN NEW.payload::json ->> 'unique_until' = 'started'
+                                 THEN 'started' ELSE 'done' END;
+    EXCEPTION WHEN others THEN
+        NEW.unique_key := NULL;
+    END;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS queue_unique_from_payload ON queue;
+CREATE TRIGGER queue_unique_from_payload BEFORE INSERT ON queue
+    FOR EACH ROW WHEN (NEW.unique_key IS NULL AND strpos(NEW.payload, 'unique_key') > 0)
+    EXECUTE FUNCTION queue_unique_from_payload();
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS queue_migrations (
     version    integer PRIMARY KEY,
@@ -124,6 +159,28 @@ WITH inserted AS (
     RETURNING id
 )
 SELECT json_agg(id ORDER BY id) FROM inserted
+
+-- name: insert_unique
+-- The insert for a batch with unique keys (insert's shape, one more pair of fields per
+-- job: [payload, available_at, unique_key, unique_until]). A key held by a job in a
+-- blocking state inserts nothing: DO UPDATE (a no-op write) returns the holder's id,
+-- and xmax tells it from a new row. It waits for a holder being changed right now and
+-- then decides on its new version. The caller removes repeated keys from the batch
+-- (DO UPDATE may not touch one row twice) and maps rows back by key.
+WITH inserted AS (
+    INSERT INTO queue (queue, payload, available_at, created_at, updated_at, unique_key,
+                       unique_until)
+    SELECT $1, j.job ->> 0, (j.job ->> 1)::float8,
+           extract(epoch FROM now())::float8, extract(epoch FROM now())::float8,
+           j.job ->> 2, j.job ->> 3
+      FROM json_array_elements($2::json) WITH ORDINALITY AS j(job, n)
+     ORDER BY j.n
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND failed_at IS NULL
+                                AND (unique_until = 'done' OR reserved_at IS NULL)
+    DO UPDATE SET unique_key = EXCLUDED.unique_key
+    RETURNING id, unique_key, xmax::text <> '0' AS existed
+)
+SELECT json_agg(json_build_array(id, unique_key, existed) ORDER BY id) FROM inserted
 
 -- name: reserve
 -- One statement: per queue in priority order (rank), the oldest ready rows, skipping
@@ -199,10 +256,22 @@ VACUUM (SKIP_LOCKED) queue
 DELETE FROM queue WHERE id = $1 AND token = $2
 
 -- name: retry
+-- A job back to waiting keeps its unique key only if no other job took it meanwhile
+-- (a "started" key is free while its job runs); else it goes on without one. Two
+-- rows of one statement with one key: the older keeps it (the "o.id < queue.id"
+-- terms). A copy pushed by a transaction still open is not seen: that race ends in a
+-- unique violation, and PostgresDriver runs the statement again.
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        available_at = %(available_at)s, exception = %(error)s,
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))))
+           THEN NULL ELSE queue.unique_key END
  WHERE id = %(id)s AND token = %(token)s
 
 -- name: fail
@@ -217,7 +286,16 @@ UPDATE queue
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        attempts = greatest(queue.attempts - 1, 0),
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.id = ANY(%(ids)s::bigint[]) AND o.reserved_at IS NOT NULL
+                   AND o.id < queue.id)))
+           THEN NULL ELSE queue.unique_key END
   FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS r(id, token)
  WHERE queue.id = r.id AND queue.token = r.token
 
@@ -225,7 +303,15 @@ UPDATE queue
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        attempts = greatest(attempts - 1, 0),
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.owner = %(owner)s AND o.reserved_at IS NOT NULL AND o.id < queue.id)))
+           THEN NULL ELSE queue.unique_key END
  WHERE owner = %(owner)s AND reserved_at IS NOT NULL
 
 -- name: held_by
@@ -244,7 +330,16 @@ UPDATE queue SET lease_until = extract(epoch FROM now())::float8 + %(lease_s)s
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        exception = 'LeaseExpired: the worker holding this job stopped renewing its lease',
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.reserved_at IS NOT NULL AND o.id < queue.id
+                   AND o.lease_until < extract(epoch FROM now())::float8)))
+           THEN NULL ELSE queue.unique_key END
  WHERE id IN (SELECT id FROM queue
                WHERE reserved_at IS NOT NULL
                  AND lease_until < extract(epoch FROM now())::float8
@@ -320,7 +415,17 @@ SELECT id, queue, payload, attempts, 'failed',
 -- name: retry_failed
 UPDATE queue
    SET failed_at = NULL, attempts = 0, available_at = extract(epoch FROM now())::float8,
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.failed_at IS NOT NULL AND o.id < queue.id
+                   AND (%(queue)s::text IS NULL OR o.queue = %(queue)s::text)
+                   AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s::bigint[])))))
+           THEN NULL ELSE queue.unique_key END
  WHERE failed_at IS NOT NULL
    AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
    AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))

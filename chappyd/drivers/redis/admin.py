@@ -142,13 +142,13 @@ class RedisAdmin(RedisConnection):
     # -- repair ---------------------------------------------------------------------
     def retry_failed(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
         return self._on_failed("retry_failed", job_ids, queue, "failed", "ready", "wake",
-                               "job_prefix")
+                               "job_prefix", "unique")
 
     def forget(self, job_ids: Sequence[str]) -> int:
-        return self._on_failed("forget", job_ids, None, "failed", "job_prefix")
+        return self._on_failed("forget", job_ids, None, "failed", "job_prefix", "unique")
 
     def flush(self, queue: str | None = None) -> int:
-        return self._on_failed("forget", None, queue, "failed", "job_prefix")
+        return self._on_failed("forget", None, queue, "failed", "job_prefix", "unique")
 
     def _on_failed(self, name: str, job_ids: Sequence[str] | None, queue: str | None,
                    *parts: str) -> int:
@@ -171,7 +171,7 @@ class RedisAdmin(RedisConnection):
 
     def clear(self, queue: str) -> int:
         k = self.keys.queue(queue)
-        call = Call(script("clear"), [k.ready, k.delayed, k.intake, k.job_prefix],
+        call = Call(script("clear"), [k.ready, k.delayed, k.intake, k.job_prefix, k.unique],
                     [ADMIN_BATCH])
         total = 0
         while (deleted := int(self.run(call))) > 0:  # type: ignore[call-overload]

@@ -29,6 +29,7 @@ class QueueKeys:
     wake: str  # list of wake-up markers idle workers block on
     job_prefix: str  # + id: the job's hash
     intake: str  # the plain list Chappy.php producers LPUSH raw payloads onto
+    unique: str  # hash unique key -> id of the job holding it (see push_unique.lua)
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id
@@ -58,6 +59,7 @@ class KeyLayout:
                 queue=name, ready=base + "ready", delayed=base + "delayed",
                 inflight=base + "inflight", failed=base + "failed", paused=base + "paused",
                 wake=base + "wake", job_prefix=base + "job:", intake=name,
+                unique=base + "unique",
             )
             self._queues[name] = keys
         return keys

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
+    ExistingId,
     JobRecord,
     NewJob,
     QueueStats,
@@ -76,7 +77,7 @@ class SqliteDriver:
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
             if self.auto_migrate:
-                conn.executescript(Q["schema"])
+                _apply_schema(conn)
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(self.description, str(exc)) from exc
         return conn
@@ -114,22 +115,27 @@ class SqliteDriver:
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> None:
         with self._guard() as conn:
-            conn.executescript(Q["schema"])
+            _apply_schema(conn)
 
     def schema_sql(self) -> str:
-        return Q["schema"] + "\n"
+        return Q["schema"] + "\n\n" + Q["unique_limits_schema"] + "\n"
 
     # -- producers --------------------------------------------------------------
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         now = time.time()
         with self._write() as conn:
-            return [
-                str(conn.execute(Q["insert"], {
-                    "queue": queue, "payload": job.payload,
-                    "available_at": job.available_at, "now": now,
-                }).fetchone()[0])
-                for job in jobs
-            ]
+            return [self._insert(conn, queue, job, now) for job in jobs]
+
+    def _insert(self, conn: sqlite3.Connection, queue: str, job: NewJob, now: float) -> str:
+        """One row; a unique key another job holds inserts nothing and returns that
+        job's id. A later copy in the same batch finds the first: rows go one by one."""
+        params = {"queue": queue, "payload": job.payload, "available_at": job.available_at,
+                  "now": now, "unique_key": job.unique_key, "unique_until": job.unique_until}
+        row = conn.execute(Q["insert"], params).fetchone()
+        if row is not None:
+            return str(row[0])
+        (holder,) = conn.execute(Q["insert_holder"], params).fetchone()
+        return ExistingId(holder)
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -297,6 +303,29 @@ class SqliteDriver:
     def clear(self, queue: str) -> int:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
+
+
+def _apply_schema(conn: sqlite3.Connection) -> None:
+    """The idempotent schema, plus the columns a table made by an older chappyd lacks
+    (added under the write lock, re-checked there: every child may run this at once)."""
+    conn.executescript(Q["schema"])
+    wanted = [line.split() for line in Q["unique_limits_columns"].splitlines()
+              if line and not line.startswith("--")]
+    if _missing_columns(conn, wanted):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, kind in _missing_columns(conn, wanted):
+                conn.execute(f"ALTER TABLE queue ADD COLUMN {name} {kind}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    conn.executescript(Q["unique_limits_schema"])
+
+
+def _missing_columns(conn: sqlite3.Connection, wanted: list[list[str]]) -> list[list[str]]:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(queue)")}
+    return [column for column in wanted if column[0] not in have]
 
 
 def _decode_text(raw: bytes) -> str:

@@ -17,7 +17,13 @@ CREATE TABLE IF NOT EXISTS queue (
     updated_at   REAL,
     token        TEXT,
     owner        TEXT,
-    lease_until  REAL
+    lease_until  REAL,
+    unique_key   TEXT,
+    unique_until TEXT,
+    limit_key    TEXT,
+    limit_concurrency INTEGER,
+    limit_rate   INTEGER,
+    limit_window_s REAL
 );
 -- only ready/delayed rows: the claim reads nothing else
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (queue, available_at, id)
@@ -41,10 +47,52 @@ CREATE TABLE IF NOT EXISTS queue_paused (
     paused_at REAL NOT NULL
 );
 
+-- name: unique_limits_columns
+-- Unique jobs and limits: the columns a table made before them lacks, added by
+-- SqliteDriver one by one when missing (SQLite has no ADD COLUMN IF NOT EXISTS).
+unique_key TEXT
+unique_until TEXT
+limit_key TEXT
+limit_concurrency INTEGER
+limit_rate INTEGER
+limit_window_s REAL
+
+-- name: unique_limits_schema
+-- Unique jobs: a key is held by at most one job in a blocking state, the states in the
+-- index's predicate: "done" keys while waiting or running (not failed), "started" keys
+-- while waiting (not reserved, not failed). A finished job is deleted and a failed one
+-- leaves the predicate, so the key is free the moment the row changes: no lock to leak.
+CREATE UNIQUE INDEX IF NOT EXISTS queue_unique ON queue (unique_key)
+    WHERE unique_key IS NOT NULL AND failed_at IS NULL
+      AND (unique_until = 'done' OR reserved_at IS NULL);
+-- A raw INSERT whose payload carries "unique_key" (a PHP producer) gets the columns
+-- filled here; a key already held makes it fail with a UNIQUE constraint error.
+CREATE TRIGGER IF NOT EXISTS queue_unique_from_payload AFTER INSERT ON queue
+    WHEN NEW.unique_key IS NULL AND instr(NEW.payload, 'unique_key') > 0
+     AND json_valid(NEW.payload)
+     AND json_type(NEW.payload, '$.unique_key') = 'text'
+BEGIN
+    UPDATE queue SET unique_key = json_extract(NEW.payload, '$.unique_key'),
+                     unique_until = CASE json_extract(NEW.payload, '$.unique_until')
+                                    WHEN 'started' THEN 'started' ELSE 'done' END
+     WHERE id = NEW.id;
+END;
+
 -- name: insert
-INSERT INTO queue (queue, payload, available_at, created_at, updated_at)
-VALUES (:queue, :payload, :available_at, :now, :now)
+-- A key another job holds inserts nothing (then insert_holder finds that job, in the
+-- same write transaction: nothing can change in between).
+INSERT INTO queue (queue, payload, available_at, created_at, updated_at, unique_key,
+                   unique_until)
+VALUES (:queue, :payload, :available_at, :now, :now, :unique_key, :unique_until)
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND failed_at IS NULL
+      AND (unique_until = 'done' OR reserved_at IS NULL)
+DO NOTHING
 RETURNING id
+
+-- name: insert_holder
+SELECT id FROM queue
+ WHERE unique_key = :unique_key AND unique_key IS NOT NULL AND failed_at IS NULL
+   AND (unique_until = 'done' OR reserved_at IS NULL)
 
 -- name: reserve
 -- Charges the attempt at reservation, so a job that kills its worker runs out of tries.
@@ -70,9 +118,17 @@ SELECT queue FROM queue_paused
 DELETE FROM queue WHERE id = :id AND token = :token
 
 -- name: retry
+-- A job back to waiting keeps its unique key only if no other job took it meanwhile
+-- (a "started" key is free while its job runs); else it goes on without one.
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
-       available_at = :available_at, exception = :error, updated_at = :now
+       available_at = :available_at, exception = :error, updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))))
+           THEN NULL ELSE unique_key END
  WHERE id = :id AND token = :token
 
 -- name: fail
@@ -85,13 +141,27 @@ UPDATE queue
 -- The attempt is refunded: a stop must not burn attempts.
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
-       attempts = max(attempts - 1, 0), updated_at = :now
+       attempts = max(attempts - 1, 0), updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))))
+           THEN NULL ELSE unique_key END
  WHERE id = :id AND token = :token
 
 -- name: release_owner
+-- Two released jobs with one key: the older keeps it (the "o.id < queue.id" term).
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
-       attempts = max(attempts - 1, 0), updated_at = :now
+       attempts = max(attempts - 1, 0), updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.owner = :owner AND o.reserved_at IS NOT NULL AND o.id < queue.id)))
+           THEN NULL ELSE unique_key END
  WHERE owner = :owner AND reserved_at IS NOT NULL
 
 -- name: held_by
@@ -107,7 +177,14 @@ UPDATE queue SET lease_until = :now + :lease_s
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        exception = 'LeaseExpired: the worker holding this job stopped renewing its lease',
-       updated_at = :now
+       updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.reserved_at IS NOT NULL AND o.lease_until < :now AND o.id < queue.id)))
+           THEN NULL ELSE unique_key END
  WHERE reserved_at IS NOT NULL AND lease_until < :now
 
 -- name: heartbeat
@@ -156,7 +233,16 @@ SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, excep
  LIMIT :limit
 
 -- name: retry_failed
-UPDATE queue SET failed_at = NULL, attempts = 0, available_at = :now, updated_at = :now
+UPDATE queue SET failed_at = NULL, attempts = 0, available_at = :now, updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.failed_at IS NOT NULL AND o.id < queue.id
+                   AND (:queue IS NULL OR o.queue = :queue)
+                   AND (:ids IS NULL OR o.id IN (SELECT value FROM json_each(:ids))))))
+           THEN NULL ELSE unique_key END
  WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :queue)
    AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
 

@@ -5,9 +5,20 @@
 -- KEYS[3] ready list      P:{q}:ready
 -- KEYS[4] delayed zset    P:{q}:delayed
 -- KEYS[5] wake list       P:{q}:wake
+-- KEYS[6] unique hash     P:{q}:unique
 -- ARGV[1] id   ARGV[2] token   ARGV[3] available_at (unix s)   ARGV[4] exception text
 -- Returns 1, or 0 when the token is stale.
+-- a job back to waiting holds its unique key again, unless another job took it
+-- meanwhile (a "started" key is free while its job runs): then it goes on without one
+local function hold_again(uniq, job, id)
+  local key = redis.call('HGET', job, 'unique_key')
+  if not key then return end
+  local holder = redis.call('HGET', uniq, key)
+  if not holder then redis.call('HSET', uniq, key, id)
+  elseif holder ~= id then redis.call('HDEL', job, 'unique_key', 'unique_until') end
+end
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
+hold_again(KEYS[6], KEYS[1], ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('HDEL', KEYS[1], 'token', 'owner', 'reserved_at')
