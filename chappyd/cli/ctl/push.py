@@ -17,6 +17,7 @@ from chappyd.cli.ctl.base import (
     optional_queue,
     positive_int,
 )
+from chappyd.drivers.base import ExistingId
 from chappyd.manager import QueueManager
 
 
@@ -50,9 +51,14 @@ class Push(Command):
                 f"{args.job!r} is not a registered job (CHAPPY_JOBS={','.join(settings.jobs)}); "
                 "use --force to push it anyway")
         manager = QueueManager(settings, registry, driver=ctx.driver())
-        job_id = manager.dispatch(args.job, data, queue=queue, delay=delay_s,
-                                  max_attempts=max_attempts)
+        try:
+            job_id = manager.dispatch(args.job, data, queue=queue, delay=delay_s,
+                                      max_attempts=max_attempts)
+        except ValueError as exc:  # a unique_key the payload cannot carry
+            raise Refused(str(exc)) from None
         ctx.out(str(job_id))
+        if isinstance(job_id, ExistingId):
+            ctx.note(f"job {job_id} holds this unique key already: nothing was pushed")
         return OK
 
 
