@@ -82,3 +82,16 @@ class Hang(Job):
         record(self, "start")
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(3600)
+
+
+class UniqueCount(Count):
+    """Count, unique by all of its data until done."""
+
+    unique = True
+
+
+class UniqueCountStarted(Count):
+    """Count, unique by all of its data until started."""
+
+    unique = True
+    unique_until = "started"
