@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.errors import ChappyError, InvalidPayload, UnknownJob
+from chappyd.limits import check_limit_attributes, limit_fields
 from chappyd.unique import check_unique_attributes, job_key
 
 if TYPE_CHECKING:
@@ -39,12 +40,19 @@ class Job:
     unique: ClassVar[bool | tuple[str, ...]] = False
     #: a pushed copy is refused while the holder waits ("started") or also runs ("done")
     unique_until: ClassVar[str] = "done"
+    #: at most this many running at once, on every host together (None: no limit)
+    concurrency: ClassVar[int | None] = None
+    #: at most this many starts per second, minute or hour: "N/s", "N/m", "N/h"
+    rate: ClassVar[str | None] = None
+    #: a data field: the limits count per value of it (None: per job name)
+    limit_by: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
         check_unique_attributes(cls)
+        check_limit_attributes(cls)
 
     def __init__(
         self,
@@ -91,6 +99,7 @@ class Job:
         if cls.unique:
             payload["unique_key"] = job_key(cls.name, cls.unique, self.data)
             payload["unique_until"] = cls.unique_until
+        payload.update(limit_fields(cls, self.data))
         return payload
 
     # -- dispatching ------------------------------------------------------------

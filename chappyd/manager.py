@@ -19,6 +19,7 @@ from chappyd.jobs import (
     encode_payload,
     payload_available_at,
 )
+from chappyd.limits import payload_limit
 from chappyd.unique import payload_unique
 
 _default_manager: QueueManager | None = None
@@ -163,9 +164,11 @@ class QueueManager:
         if not isinstance(decoded, dict):
             return NewJob(text, now)
         unique = payload_unique(decoded)
-        if unique is None:
+        limit = payload_limit(decoded)
+        if unique is None and limit is None:
             return NewJob(text, payload_available_at(decoded, now))
-        return NewJob(text, payload_available_at(decoded, now), unique.key, unique.until)
+        return NewJob(text, payload_available_at(decoded, now),
+                      unique.key if unique else None, unique.until if unique else None, limit)
 
 
 def _reset_locks_after_fork() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chappyd.errors import ChappyError, ExitStatus
+from chappyd.errors import JobClassError
 
 UNTIL_STARTED = "started"
 UNTIL_DONE = "done"
@@ -24,12 +24,6 @@ UNTIL_VALUES = (UNTIL_STARTED, UNTIL_DONE)
 MAX_KEY_CHARS = 1000
 #: Canonical JSON longer than this is stored as its SHA-256 in the key.
 MAX_VERBATIM_CHARS = 256
-
-
-class JobClassError(ChappyError):
-    """A Job class attribute is invalid: names the class (exit 78, found at import)."""
-
-    exit_status = ExitStatus.CONFIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +50,16 @@ def _is_field_list(value: object) -> bool:
             and all(isinstance(f, str) and f for f in value))
 
 
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
 def job_key(name: str, unique: bool | Sequence[str], data: Mapping[str, Any]) -> str:
     """`name` and the listed fields' values (all of `data` for True) as canonical JSON;
     long data is replaced by its SHA-256, so a key always fits an index entry."""
     chosen = dict(data) if unique is True else {field: data.get(field) for field in unique}
-    canonical = json.dumps(chosen, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, allow_nan=False)
+    canonical = canonical_json(chosen)
     if len(canonical) > MAX_VERBATIM_CHARS:
         canonical = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     return f"{name} {canonical}"

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from chappyd.limits import JobLimit
+
 
 class JobState(StrEnum):
     READY = "ready"
@@ -35,12 +37,14 @@ class NewJob:
 
     `unique_key` (from the payload's "unique_key") makes the push create nothing while
     another job holds that key in a blocking state; `unique_until` ("started" or
-    "done") says which states block."""
+    "done") says which states block. `limit` (from the payload's "limit_key",
+    "concurrency" and "rate") is checked by the claim."""
 
     payload: str
     available_at: float
     unique_key: str | None = None
     unique_until: str | None = None
+    limit: JobLimit | None = None
 
 
 class ExistingId(str):
@@ -117,6 +121,8 @@ class QueueStats:
     failed: int
     paused: bool
     oldest_ready_age_s: float | None
+    #: ready jobs that wait because their concurrency or rate limit is full
+    limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)

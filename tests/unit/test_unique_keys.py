@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chappyd.errors import JobClassError
 from chappyd.jobs import Job
-from chappyd.unique import JobClassError, UniqueKey, job_key, payload_unique
+from chappyd.unique import UniqueKey, job_key, payload_unique
 
 
 class Sync(Job):
