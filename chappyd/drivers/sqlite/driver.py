@@ -129,8 +129,13 @@ class SqliteDriver:
     def _insert(self, conn: sqlite3.Connection, queue: str, job: NewJob, now: float) -> str:
         """One row; a unique key another job holds inserts nothing and returns that
         job's id. A later copy in the same batch finds the first: rows go one by one."""
+        limit = job.limit
         params = {"queue": queue, "payload": job.payload, "available_at": job.available_at,
-                  "now": now, "unique_key": job.unique_key, "unique_until": job.unique_until}
+                  "now": now, "unique_key": job.unique_key, "unique_until": job.unique_until,
+                  "limit_key": limit.key if limit else None,
+                  "limit_concurrency": limit.concurrency if limit else None,
+                  "limit_rate": limit.rate if limit else None,
+                  "limit_window_s": limit.window_s if limit else None}
         row = conn.execute(Q["insert"], params).fetchone()
         if row is not None:
             return str(row[0])
@@ -148,15 +153,17 @@ class SqliteDriver:
             for queue in queues:
                 if queue in paused:
                     continue
-                rows = conn.execute(Q["reserve"], {
-                    "queue": queue, "owner": owner, "lease_s": lease_s, "now": now,
-                    "limit": limit - len(taken),
-                }).fetchall()
-                # RETURNING gives no order guarantee: keep the claim's FIFO order
-                rows.sort(key=lambda row: (row[6], row[0]))
-                taken.extend(
-                    Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows
-                )
+                params = {"queue": queue, "owner": owner, "lease_s": lease_s, "now": now}
+                while len(taken) < limit:
+                    row = conn.execute(Q["reserve"], params).fetchone()
+                    if row is None:
+                        break
+                    if row[8] is not None:  # a rate: this start counts in its window
+                        limited = {"limit_key": row[7], "now": now, "window_s": row[9]}
+                        conn.execute(Q["prune_starts"], limited)
+                        conn.execute(Q["record_start"], limited)
+                    taken.append(Reservation(str(row[0]), row[1], row[2], row[3], row[4],
+                                             row[5]))
                 if len(taken) >= limit:
                     break
         if taken:
@@ -266,7 +273,7 @@ class SqliteDriver:
         paused = self.paused_queues()
         by_queue = {
             r[0]: QueueStats(r[0], r[1], r[2], r[3], r[4], r[0] in paused,
-                             None if r[5] is None else max(0.0, now - r[5]))
+                             None if r[5] is None else max(0.0, now - r[5]), r[6])
             for r in rows
         }
         return listed_queues(by_queue, paused, self.workers())

@@ -78,12 +78,24 @@ BEGIN
      WHERE id = NEW.id;
 END;
 
+-- Limits: running jobs are counted from the rows themselves (reserved rows with the
+-- same limit key), so no counter can be left behind by a process that dies; starts
+-- within a rate's window are rows of queue_starts, pruned by the claim.
+CREATE INDEX IF NOT EXISTS queue_limit_running ON queue (limit_key)
+    WHERE reserved_at IS NOT NULL AND limit_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue_starts (
+    limit_key  TEXT NOT NULL,
+    started_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_starts_by_key ON queue_starts (limit_key, started_at);
+
 -- name: insert
 -- A key another job holds inserts nothing (then insert_holder finds that job, in the
 -- same write transaction: nothing can change in between).
 INSERT INTO queue (queue, payload, available_at, created_at, updated_at, unique_key,
-                   unique_until)
-VALUES (:queue, :payload, :available_at, :now, :now, :unique_key, :unique_until)
+                   unique_until, limit_key, limit_concurrency, limit_rate, limit_window_s)
+VALUES (:queue, :payload, :available_at, :now, :now, :unique_key, :unique_until,
+        :limit_key, :limit_concurrency, :limit_rate, :limit_window_s)
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND failed_at IS NULL
       AND (unique_until = 'done' OR reserved_at IS NULL)
 DO NOTHING
@@ -96,15 +108,32 @@ SELECT id FROM queue
 
 -- name: reserve
 -- Charges the attempt at reservation, so a job that kills its worker runs out of tries.
+-- A job whose limit is full is skipped (no attempt, never reserved) and the next ones
+-- are taken: no job waits behind it. One row per run, so that each sees the last.
 UPDATE queue
    SET attempts = attempts + 1, reserved_at = :now, lease_until = :now + :lease_s,
        token = lower(hex(randomblob(12))), owner = :owner, updated_at = :now
- WHERE id IN (SELECT id FROM queue
+ WHERE id IN (SELECT id FROM queue q
                WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL
                  AND available_at <= :now
+                 AND (limit_key IS NULL OR ((limit_concurrency IS NULL OR limit_concurrency > (
+                      SELECT count(*) FROM queue r
+                       WHERE r.limit_key = q.limit_key AND r.reserved_at IS NOT NULL
+                         AND r.limit_key IS NOT NULL))
+                 AND (limit_rate IS NULL OR limit_rate > (
+                      SELECT count(*) FROM queue_starts s
+                       WHERE s.limit_key = q.limit_key
+                         AND s.started_at > :now - q.limit_window_s))))
                ORDER BY available_at, id
-               LIMIT :limit)
-RETURNING id, queue, payload, attempts, token, reserved_at, available_at
+               LIMIT 1)
+RETURNING id, queue, payload, attempts, token, reserved_at, available_at, limit_key,
+          limit_rate, limit_window_s
+
+-- name: record_start
+INSERT INTO queue_starts (limit_key, started_at) VALUES (:limit_key, :now)
+
+-- name: prune_starts
+DELETE FROM queue_starts WHERE limit_key = :limit_key AND started_at <= :now - :window_s
 
 -- name: next_available_at
 SELECT min(available_at) FROM queue
@@ -218,8 +247,17 @@ SELECT queue,
        sum(reserved_at IS NOT NULL),
        sum(failed_at IS NOT NULL),
        min(CASE WHEN reserved_at IS NULL AND failed_at IS NULL AND available_at <= :now
-                THEN available_at END)
-  FROM queue GROUP BY queue
+                THEN available_at END),
+       sum(reserved_at IS NULL AND failed_at IS NULL AND available_at <= :now
+           AND limit_key IS NOT NULL AND NOT ((limit_concurrency IS NULL OR limit_concurrency > (
+                          SELECT count(*) FROM queue r
+                           WHERE r.limit_key = q.limit_key AND r.reserved_at IS NOT NULL
+                             AND r.limit_key IS NOT NULL))
+                     AND (limit_rate IS NULL OR limit_rate > (
+                          SELECT count(*) FROM queue_starts s
+                           WHERE s.limit_key = q.limit_key
+                             AND s.started_at > :now - q.limit_window_s))))
+  FROM queue q GROUP BY queue
 
 -- name: get
 SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
