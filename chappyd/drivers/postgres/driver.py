@@ -48,6 +48,8 @@ _MAX_ID = 2**63 - 1
 #: How often a statement bringing jobs back to waiting is run when it loses a race
 #: for a unique key (see _back_to_waiting); each run sees what the previous one lost to.
 UNIQUE_RACE_RUNS = 3
+#: How often a worker re-reads which queues have limited jobs (see _limited_queues).
+LIMITED_REFRESH_S = 1.0
 #: Idle workers vacuum the queue table past this many dead rows, checking this often.
 TIDY_DEAD_ROWS = 10_000
 TIDY_INTERVAL_S = 10.0
@@ -63,6 +65,8 @@ class PostgresDriver:
     def __init__(self, settings: Settings) -> None:
         self._batches = _BatchSizer()
         self._tidy_at = 0.0
+        self._limited: set[str] = set()
+        self._limited_at = 0.0
         self.description = settings.backend_description
         self.auto_migrate = settings.auto_migrate
         self._session = PgSession(
@@ -123,14 +127,13 @@ class PostgresDriver:
     def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         if not jobs:
             return []
-        unique = any(job.unique_key is not None for job in jobs)
-        batch, where = first_of_each_key(jobs) if unique else (list(jobs), [])
-        rows = ([[job.payload, job.available_at, job.unique_key, job.unique_until]
-                 for job in batch] if unique
+        full = any(job.unique_key is not None or job.limit is not None for job in jobs)
+        batch, where = first_of_each_key(jobs) if full else (list(jobs), [])
+        rows = ([_full_row(job) for job in batch] if full
                 else [[job.payload, job.available_at] for job in batch])
         params = [queue.encode(),
                   json.dumps(rows, ensure_ascii=False, allow_nan=False).encode()]
-        name = "insert_unique" if unique else "insert"
+        name = "insert_full" if full else "insert"
         with self._session.use() as conn:
             if self._session.async_commit:
                 # this connection claims and acks without flushing: a push must not
@@ -140,7 +143,7 @@ class PostgresDriver:
                     ids = self._session.query_value(conn, f"chappyd_{name}", Q[name], params)
             else:
                 ids = self._session.query_value(conn, f"chappyd_{name}", Q[name], params)
-        if not unique:
+        if not full:
             return [str(job_id) for job_id in json.loads(ids or "[]")]
         return spread_ids(_ids_in_batch_order(batch, json.loads(ids)), where)
 
@@ -154,11 +157,29 @@ class PostgresDriver:
             self._session.set_async_commit(conn)
             # a busy worker never waits: drop what LISTEN brought meanwhile, unread
             self._session.discard_notifies(conn)
-            batch = self._session.query_value(conn, "chappyd_reserve", Q["reserve"], params)
+            limited = sorted(set(queues) & self._limited_queues(conn))
+            if limited:
+                with conn.transaction():
+                    conn.execute(Q["lock_limited"], {"queues": limited})
+                    batch = self._session.query_value(
+                        conn, "chappyd_reserve", Q["reserve"], [*params, b"t"])
+            else:
+                batch = self._session.query_value(
+                    conn, "chappyd_reserve", Q["reserve"], [*params, b"f"])
         taken = [] if batch is None else json.loads(batch)
         self._batches.claimed(len(taken))
         return [Reservation(str(job_id), queue, payload, attempts, token, reserved_at)
                 for job_id, queue, payload, attempts, token, reserved_at in taken]
+
+    def _limited_queues(self, conn: psycopg.Connection) -> set[str]:
+        """The queues that ever had a limited job, re-read at most every
+        LIMITED_REFRESH_S. Until a worker sees a queue there, its claims skip that
+        queue's limited jobs (never run them unchecked): they wait that long at most."""
+        now = time.monotonic()
+        if now >= self._limited_at:
+            self._limited = {row[0] for row in conn.execute(Q["limited_queues"])}
+            self._limited_at = now + LIMITED_REFRESH_S
+        return self._limited
 
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
         deadline = time.monotonic() + max(0.0, timeout_s)
@@ -321,7 +342,7 @@ class PostgresDriver:
             paused = {row[0] for row in conn.execute(Q["paused_queues"])}
         by_queue = {
             r[0]: QueueStats(r[0], r[1], r[2], r[3], r[4], r[0] in paused,
-                             None if r[5] is None else max(0.0, r[5]))
+                             None if r[5] is None else max(0.0, r[5]), r[6])
             for r in rows
         }
         return listed_queues(by_queue, paused, self.workers())
@@ -414,6 +435,14 @@ def _due_of(channel: str, payload: str, wanted: set[str]) -> float | None:
         return float(due)
     except ValueError:
         return 0.0
+
+
+def _full_row(job: NewJob) -> list[object]:
+    limit = job.limit
+    if limit is None:
+        return [job.payload, job.available_at, job.unique_key, job.unique_until]
+    return [job.payload, job.available_at, job.unique_key, job.unique_until, limit.key,
+            limit.concurrency, limit.rate, limit.window_s]
 
 
 def _ids_in_batch_order(batch: Sequence[NewJob], rows: Sequence[list]) -> list[str]:

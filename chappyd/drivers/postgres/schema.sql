@@ -126,6 +126,34 @@ DROP TRIGGER IF EXISTS queue_unique_from_payload ON queue;
 CREATE TRIGGER queue_unique_from_payload BEFORE INSERT ON queue
     FOR EACH ROW WHEN (NEW.unique_key IS NULL AND strpos(NEW.payload, 'unique_key') > 0)
     EXECUTE FUNCTION queue_unique_from_payload();
+-- Limits: running jobs are counted from the rows themselves (reserved rows with the
+-- same limit key), so no counter can be left behind by a process that dies; starts
+-- within a rate's window are rows of queue_starts, pruned by the claim. A queue that
+-- ever had a limited job has a row in queue_limited: claims of that queue lock it
+-- first (see PostgresDriver.reserve), so that each counts what the last one took.
+CREATE INDEX IF NOT EXISTS queue_limit_running ON queue (limit_key)
+    WHERE reserved_at IS NOT NULL AND limit_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue_starts (
+    limit_key  text             NOT NULL,
+    started_at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_starts_by_key ON queue_starts (limit_key, started_at);
+CREATE TABLE IF NOT EXISTS queue_limited (
+    queue text PRIMARY KEY
+);
+-- How many more jobs of a limit key may start now (2^31 for a key without limits).
+CREATE OR REPLACE FUNCTION queue_limit_room(key text, concurrency integer, rate integer,
+                                            window_s double precision)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce(least(
+        concurrency - (SELECT count(*) FROM queue r
+                        WHERE r.limit_key = key AND r.reserved_at IS NOT NULL
+                          AND r.limit_key IS NOT NULL),
+        rate - (SELECT count(*) FROM queue_starts s
+                 WHERE s.limit_key = key
+                   AND s.started_at > extract(epoch FROM now())::float8 - window_s)),
+        2147483648)
+$$;
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS queue_migrations (
@@ -160,25 +188,31 @@ WITH inserted AS (
 )
 SELECT json_agg(id ORDER BY id) FROM inserted
 
--- name: insert_unique
--- The insert for a batch with unique keys (insert's shape, one more pair of fields per
--- job: [payload, available_at, unique_key, unique_until]). A key held by a job in a
+-- name: insert_full
+-- The insert for a batch with unique keys or limits (insert's shape, more fields per
+-- job: [payload, available_at, unique_key, unique_until, limit_key, concurrency, rate,
+-- window_s]); a queue with limited jobs is marked in queue_limited. A key held by a job in a
 -- blocking state inserts nothing: DO UPDATE (a no-op write) returns the holder's id,
 -- and xmax tells it from a new row. It waits for a holder being changed right now and
 -- then decides on its new version. The caller removes repeated keys from the batch
 -- (DO UPDATE may not touch one row twice) and maps rows back by key.
 WITH inserted AS (
     INSERT INTO queue (queue, payload, available_at, created_at, updated_at, unique_key,
-                       unique_until)
+                       unique_until, limit_key, limit_concurrency, limit_rate, limit_window_s)
     SELECT $1, j.job ->> 0, (j.job ->> 1)::float8,
            extract(epoch FROM now())::float8, extract(epoch FROM now())::float8,
-           j.job ->> 2, j.job ->> 3
+           j.job ->> 2, j.job ->> 3, j.job ->> 4, (j.job ->> 5)::integer,
+           (j.job ->> 6)::integer, (j.job ->> 7)::float8
       FROM json_array_elements($2::json) WITH ORDINALITY AS j(job, n)
      ORDER BY j.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND failed_at IS NULL
                                 AND (unique_until = 'done' OR reserved_at IS NULL)
     DO UPDATE SET unique_key = EXCLUDED.unique_key
-    RETURNING id, unique_key, xmax::text <> '0' AS existed
+    RETURNING id, unique_key, xmax::text <> '0' AS existed, limit_key
+), marked AS (
+    INSERT INTO queue_limited (queue)
+    SELECT $1 WHERE EXISTS (SELECT 1 FROM inserted WHERE limit_key IS NOT NULL)
+    ON CONFLICT DO NOTHING
 )
 SELECT json_agg(json_build_array(id, unique_key, existed) ORDER BY id) FROM inserted
 
@@ -196,18 +230,34 @@ WITH wanted AS (
       FROM json_array_elements_text($1::json) WITH ORDINALITY AS w(queue, rank)
      WHERE NOT EXISTS (SELECT 1 FROM queue_paused p WHERE p.queue = w.queue)
      GROUP BY w.queue
-), picked AS (
-    SELECT c.id, wanted.rank, c.available_at
+), candidates AS (
+    -- A job whose limit is full is skipped here (no attempt, never reserved): the next
+    -- ones are taken. Limited jobs only when $5, i.e. the caller holds its queues'
+    -- queue_limited rows, so that the counts of queue_limit_room are current.
+    SELECT c.*, wanted.rank
       FROM wanted CROSS JOIN LATERAL (
-               SELECT q.id, q.available_at
+               SELECT q.id, q.available_at, q.limit_key, q.limit_concurrency, q.limit_rate,
+                      q.limit_window_s
                  FROM queue q
                 WHERE q.queue = wanted.queue
                   AND q.reserved_at IS NULL AND q.failed_at IS NULL
                   AND q.available_at <= extract(epoch FROM now())::float8
+                  AND (q.limit_key IS NULL
+                       OR ($5::bool AND queue_limit_room(q.limit_key, q.limit_concurrency,
+                                                         q.limit_rate, q.limit_window_s) > 0))
                 ORDER BY q.available_at, q.id
                 LIMIT $4
                   FOR UPDATE SKIP LOCKED) AS c
-     ORDER BY wanted.rank, c.available_at, c.id
+), picked AS (
+    -- no more jobs of one limit key in a batch than its room
+    SELECT n.id, n.rank, n.available_at
+      FROM (SELECT candidates.*, row_number() OVER (
+                   PARTITION BY limit_key ORDER BY rank, available_at, id) AS nth
+              FROM candidates) AS n
+     WHERE n.limit_key IS NULL
+        OR n.nth <= queue_limit_room(n.limit_key, n.limit_concurrency, n.limit_rate,
+                                     n.limit_window_s)
+     ORDER BY n.rank, n.available_at, n.id
      LIMIT $4
 ), claimed AS (
     UPDATE queue
@@ -223,12 +273,32 @@ WITH wanted AS (
      -- server CPU per job, a drain 8x slower, until the next ANALYZE)
      WHERE queue.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING queue.id, queue.queue, queue.payload, queue.attempts, queue.token,
-              queue.reserved_at, queue.available_at
+              queue.reserved_at, queue.available_at, queue.limit_key, queue.limit_rate,
+              queue.limit_window_s
+), started AS (
+    INSERT INTO queue_starts (limit_key, started_at)
+    SELECT limit_key, reserved_at FROM claimed WHERE limit_rate IS NOT NULL
+), pruned AS (
+    DELETE FROM queue_starts s
+     USING (SELECT DISTINCT limit_key, limit_window_s FROM claimed
+             WHERE limit_rate IS NOT NULL) AS c
+     WHERE s.limit_key = c.limit_key
+       AND s.started_at <= extract(epoch FROM now())::float8 - c.limit_window_s
 )
 SELECT json_agg(json_build_array(c.id, c.queue, c.payload, c.attempts, c.token,
                                  c.reserved_at)
                 ORDER BY w.rank, c.available_at, c.id)
   FROM claimed c JOIN wanted w ON w.queue = c.queue
+
+-- name: limited_queues
+SELECT queue FROM queue_limited
+
+-- name: lock_limited
+-- Claims of queues with limited jobs take turns here, each then counting (in a new
+-- statement, with a new snapshot) what the one before it reserved. Sorted: no
+-- deadlock between claims of several queues.
+SELECT queue FROM queue_limited WHERE queue = ANY(%(queues)s::text[])
+ ORDER BY queue FOR UPDATE
 
 -- name: next_due
 -- When the next job of `queues` (not paused) becomes ready, and the server's now; one
@@ -388,7 +458,11 @@ SELECT queue,
        count(*) FILTER (WHERE reserved_at IS NOT NULL),
        count(*) FILTER (WHERE failed_at IS NOT NULL),
        t.now - min(available_at) FILTER (WHERE reserved_at IS NULL AND failed_at IS NULL
-                                           AND available_at <= t.now)
+                                           AND available_at <= t.now),
+       count(*) FILTER (WHERE reserved_at IS NULL AND failed_at IS NULL
+                          AND available_at <= t.now AND limit_key IS NOT NULL
+                          AND queue_limit_room(limit_key, limit_concurrency, limit_rate,
+                                               limit_window_s) <= 0)
   FROM queue, t
  GROUP BY queue, t.now
  ORDER BY queue
