@@ -92,17 +92,18 @@ class RedisAdmin(RedisConnection):
         calls = []
         for queue in names:
             k = self.keys.queue(queue)
-            keys = [k.ready, k.delayed, k.inflight, k.failed, k.paused, k.intake, k.job_prefix]
+            keys = [k.ready, k.delayed, k.inflight, k.failed, k.paused, k.intake, k.job_prefix,
+                    k.limited, k.limit_prefix]
             calls.append(Call(script("stats"), keys, []))
         now = time.time()
         out = []
         for queue, row in zip(names, self.run_many(calls), strict=True):
-            ready, delayed, reserved, failed, is_paused, oldest = row
+            ready, delayed, reserved, failed, is_paused, oldest, limited = row
             if not (ready or delayed or reserved or failed or queue in live or queue in paused):
                 continue
             age = max(0.0, now - float(oldest)) if ready and oldest else None
             out.append(QueueStats(queue, int(ready), int(delayed), int(reserved), int(failed),
-                                  bool(is_paused) or queue in paused, age))
+                                  bool(is_paused) or queue in paused, age, int(limited)))
         return out
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -171,8 +172,8 @@ class RedisAdmin(RedisConnection):
 
     def clear(self, queue: str) -> int:
         k = self.keys.queue(queue)
-        call = Call(script("clear"), [k.ready, k.delayed, k.intake, k.job_prefix, k.unique],
-                    [ADMIN_BATCH])
+        call = Call(script("clear"), [k.ready, k.delayed, k.intake, k.job_prefix, k.unique,
+                                      k.limited, k.limit_prefix], [ADMIN_BATCH])
         total = 0
         while (deleted := int(self.run(call))) > 0:  # type: ignore[call-overload]
             total += deleted

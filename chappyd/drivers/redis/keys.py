@@ -29,7 +29,9 @@ class QueueKeys:
     wake: str  # list of wake-up markers idle workers block on
     job_prefix: str  # + id: the job's hash
     intake: str  # the plain list Chappy.php producers LPUSH raw payloads onto
-    unique: str  # hash unique key -> id of the job holding it (see push_unique.lua)
+    unique: str  # hash unique key -> id of the job holding it (see push_full.lua)
+    limited: str  # zset limit key -> when to look at its parked jobs again (reserve.lua)
+    limit_prefix: str  # + limit key + ':parked' (list of ids), + ':starts' (zset)
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id
@@ -59,7 +61,8 @@ class KeyLayout:
                 queue=name, ready=base + "ready", delayed=base + "delayed",
                 inflight=base + "inflight", failed=base + "failed", paused=base + "paused",
                 wake=base + "wake", job_prefix=base + "job:", intake=name,
-                unique=base + "unique",
+                unique=base + "unique", limited=base + "limited",
+                limit_prefix=base + "limit:",
             )
             self._queues[name] = keys
         return keys
