@@ -59,3 +59,37 @@ class UniqueKillsItself(Job):
     def handle(self) -> None:
         record("start", self)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class AtMostTwo(Sleeper):
+    """At most two running at once, on every host together."""
+
+    concurrency = 2
+
+
+class FivePerSecond(Job):
+    """At most five starts a second; records when the backend reserved it."""
+
+    rate = "5/s"
+
+    def handle(self) -> None:
+        assert self.job_id is not None
+        record = _driver().get(self.job_id)
+        assert record is not None and record.reserved_at is not None
+        append_line(os.environ["E2E_RECORD"],
+                    f"reserved {self.job_id} {os.getpid()} {self.attempts} - "
+                    f"{record.reserved_at:.6f}")
+
+
+_own_driver = None
+
+
+def _driver():  # type: ignore[no-untyped-def]
+    """This child's own connection (opened after the fork, once)."""
+    global _own_driver
+    if _own_driver is None:
+        from chappyd.drivers import open_driver
+        from chappyd.manager import configured_settings
+
+        _own_driver = open_driver(configured_settings())
+    return _own_driver
