@@ -95,3 +95,16 @@ class UniqueCountStarted(Count):
 
     unique = True
     unique_until = "started"
+
+
+class LimitedCount(Count):
+    """Count, at most two running at once."""
+
+    concurrency = 2
+
+
+class UniqueLimitedCount(Count):
+    """Count, unique by all of its data and at most two running at once."""
+
+    unique = True
+    concurrency = 2
