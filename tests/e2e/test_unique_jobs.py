@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
+
+import pytest
 
 from chappyd.drivers.base import ExistingId, JobState
 from chappyd.manager import QueueManager
@@ -127,3 +132,47 @@ def test_an_invalid_unique_until_is_a_configuration_error_naming_the_class(sqlit
     assert result.stderr.count("\n") == 1
     assert ("tests.e2e.bad_unique_jobs.Later.unique_until='later': must be 'started' or "
             "'done'") in result.stderr
+
+
+def _raw_payload(key: str, n: int) -> str:
+    return json.dumps({"job": f"{MODULE}.UniqueUntilDone", "data": {"n": n},
+                       "unique_key": key, "unique_until": "done"})
+
+
+def test_a_producer_without_the_class_sets_the_key_in_the_payload(backend, backend_env,
+                                                                  driver):
+    first_text, copy_text = _raw_payload("php-key", 1), _raw_payload("php-key", 2)
+    url = backend_env.get("DATABASE_URL", "")
+    if backend == "redis":
+        import redis
+
+        client = redis.Redis.from_url(backend_env["REDIS_URL"])
+        client.lpush("default", first_text, copy_text)  # the Chappy.php intake list
+        (taken,) = driver.reserve(["default"], "h:1:2", 30, 5)
+        assert json.loads(taken.payload)["data"] == {"n": 1}
+        assert driver.reserve(["default"], "h:1:2", 30, 5) == []  # the copy: dropped
+        first = taken.id
+    elif backend == "sqlite":
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            with conn:
+                conn.execute("INSERT INTO queue (queue, payload) VALUES ('default', ?)",
+                             (first_text,))
+            first = str(conn.execute("SELECT max(id) FROM queue").fetchone()[0])
+            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), conn:
+                conn.execute("INSERT INTO queue (queue, payload) VALUES ('default', ?)",
+                             (copy_text,))
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            first = str(conn.execute("INSERT INTO queue (queue, payload) VALUES "
+                                     "('default', %s) RETURNING id", (first_text,)
+                                     ).fetchone()[0])
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute("INSERT INTO queue (queue, payload) VALUES ('default', %s)",
+                             (copy_text,))
+    # the class's own push of that key finds the job the producer made
+    manager = QueueManager(settings_for(backend_env))
+    held = manager.push("default", json.loads(copy_text))
+    manager.close()
+    assert held == first and isinstance(held, ExistingId)
