@@ -192,7 +192,10 @@ for g = 0, #KEYS / G - 1 do
         else
           rooms[lk] = rooms[lk] - 1
           if rate then
-            redis.call('ZADD', lprefix .. lk .. ':starts', stamp, id .. '@' .. stamp)
+            local starts = lprefix .. lk .. ':starts'
+            redis.call('ZADD', starts, stamp, id .. '@' .. stamp)
+            -- a key no longer used leaves nothing behind
+            redis.call('PEXPIRE', starts, math.ceil(window * 1000) + 1000)
           end
         end
       end
