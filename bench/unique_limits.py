@@ -75,6 +75,13 @@ class Bench:
     def reset(self) -> None:
         driver = self.qm.driver
         driver.migrate()
+        if self.settings.backend == "postgres":
+            # as bench/pg_bench.py does: no dead rows left from the last measurement
+            import psycopg
+
+            with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+                conn.execute("TRUNCATE queue, queue_starts")
+                conn.execute("VACUUM ANALYZE queue")
         while driver.clear(QUEUE):
             pass
 

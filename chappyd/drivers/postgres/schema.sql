@@ -135,7 +135,9 @@ CREATE INDEX IF NOT EXISTS queue_limit_running ON queue (limit_key)
     WHERE reserved_at IS NOT NULL AND limit_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queue_starts (
     limit_key  text             NOT NULL,
-    started_at double precision NOT NULL
+    started_at double precision NOT NULL,
+    rate       integer          NOT NULL,
+    window_s   double precision NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_starts_by_key ON queue_starts (limit_key, started_at);
 CREATE TABLE IF NOT EXISTS queue_limited (
@@ -230,10 +232,19 @@ WITH wanted AS (
       FROM json_array_elements_text($1::json) WITH ORDINALITY AS w(queue, rank)
      WHERE NOT EXISTS (SELECT 1 FROM queue_paused p WHERE p.queue = w.queue)
      GROUP BY w.queue
+), full_keys AS (
+    -- Limit keys without room now, counted once per claim: their jobs are skipped by
+    -- the scan below (no attempt, never reserved) and the next ones are taken. Limited
+    -- jobs only when $5, i.e. the caller holds its queues' queue_limited rows, so that
+    -- these counts are current.
+    SELECT r.limit_key FROM queue r
+     WHERE $5::bool AND r.reserved_at IS NOT NULL AND r.limit_key IS NOT NULL
+     GROUP BY r.limit_key HAVING count(*) >= min(r.limit_concurrency)
+    UNION
+    SELECT s.limit_key FROM queue_starts s
+     WHERE $5::bool AND s.started_at > extract(epoch FROM now())::float8 - s.window_s
+     GROUP BY s.limit_key HAVING count(*) >= min(s.rate)
 ), candidates AS (
-    -- A job whose limit is full is skipped here (no attempt, never reserved): the next
-    -- ones are taken. Limited jobs only when $5, i.e. the caller holds its queues'
-    -- queue_limited rows, so that the counts of queue_limit_room are current.
     SELECT c.*, wanted.rank
       FROM wanted CROSS JOIN LATERAL (
                SELECT q.id, q.available_at, q.limit_key, q.limit_concurrency, q.limit_rate,
@@ -243,20 +254,25 @@ WITH wanted AS (
                   AND q.reserved_at IS NULL AND q.failed_at IS NULL
                   AND q.available_at <= extract(epoch FROM now())::float8
                   AND (q.limit_key IS NULL
-                       OR ($5::bool AND queue_limit_room(q.limit_key, q.limit_concurrency,
-                                                         q.limit_rate, q.limit_window_s) > 0))
+                       OR ($5::bool
+                           AND q.limit_key <> ALL (ARRAY(SELECT limit_key FROM full_keys))))
                 ORDER BY q.available_at, q.id
                 LIMIT $4
                   FOR UPDATE SKIP LOCKED) AS c
+), rooms AS (
+    SELECT k.limit_key, queue_limit_room(k.limit_key, k.limit_concurrency, k.limit_rate,
+                                         k.limit_window_s) AS room
+      FROM (SELECT DISTINCT ON (limit_key) limit_key, limit_concurrency, limit_rate,
+                   limit_window_s
+              FROM candidates WHERE limit_key IS NOT NULL ORDER BY limit_key) AS k
 ), picked AS (
     -- no more jobs of one limit key in a batch than its room
     SELECT n.id, n.rank, n.available_at
       FROM (SELECT candidates.*, row_number() OVER (
                    PARTITION BY limit_key ORDER BY rank, available_at, id) AS nth
               FROM candidates) AS n
-     WHERE n.limit_key IS NULL
-        OR n.nth <= queue_limit_room(n.limit_key, n.limit_concurrency, n.limit_rate,
-                                     n.limit_window_s)
+      LEFT JOIN rooms ON rooms.limit_key = n.limit_key
+     WHERE n.limit_key IS NULL OR n.nth <= rooms.room
      ORDER BY n.rank, n.available_at, n.id
      LIMIT $4
 ), claimed AS (
@@ -276,8 +292,9 @@ WITH wanted AS (
               queue.reserved_at, queue.available_at, queue.limit_key, queue.limit_rate,
               queue.limit_window_s
 ), started AS (
-    INSERT INTO queue_starts (limit_key, started_at)
-    SELECT limit_key, reserved_at FROM claimed WHERE limit_rate IS NOT NULL
+    INSERT INTO queue_starts (limit_key, started_at, rate, window_s)
+    SELECT limit_key, reserved_at, limit_rate, limit_window_s FROM claimed
+     WHERE limit_rate IS NOT NULL
 ), pruned AS (
     DELETE FROM queue_starts s
      USING (SELECT DISTINCT limit_key, limit_window_s FROM claimed
