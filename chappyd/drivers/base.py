@@ -56,7 +56,7 @@ class ExistingId(str):
 
 def first_of_each_key(jobs: Sequence[NewJob]) -> tuple[list[NewJob], list[int]]:
     """A batch without repeated unique keys, and for each job of `jobs` the index of
-    the one inserted for it: a batch deduplicates within itself too."""
+    the one inserted for it: a key repeated within one batch is inserted once."""
     kept: list[NewJob] = []
     where: list[int] = []
     seen: dict[str, int] = {}
@@ -73,7 +73,7 @@ def first_of_each_key(jobs: Sequence[NewJob]) -> tuple[list[NewJob], list[int]]:
 
 
 def spread_ids(inserted: Sequence[str], where: Sequence[int]) -> list[str]:
-    """The ids of a deduplicated batch mapped back onto the batch as pushed: a later
+    """The ids of a batch without repeated keys mapped back onto the batch as pushed: a later
     copy of a key gets the first one's id, as an ExistingId."""
     out: list[str] = []
     used: set[int] = set()

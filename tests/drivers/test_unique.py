@@ -46,7 +46,7 @@ def test_a_delayed_job_holds_its_key(driver):
     assert stats_of(driver) == (0, 1, 0, 0)
 
 
-def test_push_many_deduplicates_within_the_batch(driver):
+def test_push_many_inserts_a_key_repeated_in_the_batch_once(driver):
     ids = driver.push_many("default", [unique_job("a", n=0), unique_job("b", n=1),
                                        unique_job("a", n=2), NewJob(payload(n=3), time.time())])
     assert ids[2] == ids[0] and isinstance(ids[2], ExistingId)

@@ -108,7 +108,7 @@ def test_a_job_that_kills_its_child_every_time_ends_failed_and_frees_its_key(e2e
     assert daemon.wait() == 0
 
 
-def test_chappyctl_push_of_a_duplicate_prints_the_holder(backend_env, driver):
+def test_chappyctl_push_of_a_held_key_prints_the_holder(backend_env, driver):
     env = {**backend_env, "CHAPPY_JOBS": MODULE}
     name = f"{MODULE}.UniqueUntilDone"
     first = ctl(env, "push", name, "--data", '{"account": 5}')
