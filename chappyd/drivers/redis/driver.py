@@ -121,7 +121,10 @@ class RedisDriver(RedisAdmin):
                     *(k.job(i) for i in chunk_ids)]
             calls.append(Call(script("push_full"), keys, args))
         # chunks run in order in one pipeline: a later chunk sees the keys of earlier ones
-        results = self.run_many(calls, self.registering([queue]))
+        before = self.registering([queue])
+        # one call and nothing to register: straight to the connection, no pipeline object
+        results = (self.run_many(calls, before) if before or len(calls) > 1
+                   else [self.run(calls[0])])
         self.registered([queue])
         out: list[str] = list(ids)
         for start, result in zip(range(0, len(jobs), PUSH_CHUNK), results, strict=True):
