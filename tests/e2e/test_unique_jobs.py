@@ -123,15 +123,21 @@ def test_chappyctl_push_of_a_held_key_prints_the_holder(backend_env, driver):
     assert other.returncode == 0 and other.stdout != first.stdout
 
 
-def test_an_invalid_unique_until_is_a_configuration_error_naming_the_class(sqlite_env,
-                                                                          tmp_path):
-    env = environ({**sqlite_env, "CHAPPY_JOBS": "tests.e2e.bad_unique_jobs"})
+@pytest.mark.parametrize(("module", "problem"), [
+    ("tests.e2e.bad_unique_jobs",
+     "tests.e2e.bad_unique_jobs.Later.unique_until='later': must be 'started' or 'done'"),
+    ("tests.e2e.bad_limit_jobs",
+     "tests.e2e.bad_limit_jobs.TooFast.rate='10/ms': must be 'N/s', 'N/m' or 'N/h'"),
+])
+def test_an_invalid_class_attribute_is_a_configuration_error_naming_the_class(
+        sqlite_env, tmp_path, module, problem):
+    env = environ({**sqlite_env, "CHAPPY_JOBS": module})
     result = subprocess.run([CHAPPYD, "--once"], env=env, capture_output=True, text=True,
                             timeout=30, cwd=tmp_path)
     assert result.returncode == 78
     assert result.stderr.count("\n") == 1
-    assert ("tests.e2e.bad_unique_jobs.Later.unique_until='later': must be 'started' or "
-            "'done'") in result.stderr
+    assert result.stderr.startswith("chappyd: error: CHAPPY_JOBS=")
+    assert problem in result.stderr
 
 
 def _raw_payload(key: str, n: int) -> str:
