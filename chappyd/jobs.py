@@ -19,7 +19,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.errors import ChappyError, ConfigError, InvalidPayload, UnknownJob
+from chappyd.limits import check_limit_attributes, limit_fields
 from chappyd.times import BadTime, unix_seconds
+from chappyd.unique import check_unique_attributes, job_key
 from chappyd.validate import check_job_class
 
 if TYPE_CHECKING:
@@ -47,11 +49,23 @@ class Job:
     timezone: ClassVar[str | None] = None  # IANA name; None: CHAPPY_TIMEZONE
     catchup: ClassVar[str] = "latest"  # after downtime: "latest", "none" or "all"
     schedule_data: ClassVar[dict[str, Any]] = {}
+    #: data fields whose values make the unique key (True: all of data; False: none)
+    unique: ClassVar[bool | tuple[str, ...]] = False
+    #: a pushed copy is refused while the holder waits ("started") or also runs ("done")
+    unique_until: ClassVar[str] = "done"
+    #: at most this many running at once, on every host together (None: no limit)
+    concurrency: ClassVar[int | None] = None
+    #: at most this many starts per second, minute or hour: "N/s", "N/m", "N/h"
+    rate: ClassVar[str | None] = None
+    #: a data field: the limits count per value of it (None: per job name)
+    limit_by: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
+        check_unique_attributes(cls)
+        check_limit_attributes(cls)
 
     def __init__(
         self,
@@ -98,13 +112,19 @@ class Job:
         return configured_max_attempts()
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             **self.payload,
             "job": type(self).name,
             "data": self.data,
             "available_at": time.time() + self.delay(),
             "max_attempts": self.max_attempts(),
         }
+        cls = type(self)
+        if cls.unique:
+            payload["unique_key"] = job_key(cls.name, cls.unique, self.data)
+            payload["unique_until"] = cls.unique_until
+        payload.update(limit_fields(cls, self.data))
+        return payload
 
     # -- dispatching ------------------------------------------------------------
     @classmethod

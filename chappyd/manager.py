@@ -20,6 +20,8 @@ from chappyd.jobs import (
     load_registry,
     payload_available_at,
 )
+from chappyd.limits import payload_limit
+from chappyd.unique import payload_unique
 
 _default_manager: QueueManager | None = None
 _managers: weakref.WeakSet[QueueManager] = weakref.WeakSet()
@@ -108,8 +110,9 @@ class QueueManager:
 
     def push(self, queue: str, payload: dict[str, Any] | str,
              conn: object | None = None) -> str:
-        """Push one payload (a dict, or JSON text) onto `queue`; returns the id.
-        `conn`: see push_many."""
+        """Push one payload (a dict, or JSON text) onto `queue`; returns the id. A
+        payload whose "unique_key" another job holds creates nothing and returns that
+        job's id (an ExistingId). `conn`: see push_many."""
         return self.push_many(queue, [payload], conn=conn)[0]
 
     def push_many(self, queue: str, payloads: Sequence[dict[str, Any] | str],
@@ -186,20 +189,24 @@ class QueueManager:
                 if isinstance(exc, _NonStandard):
                     raise
                 decoded = None
-            available_at = (
-                payload_available_at(decoded, now) if isinstance(decoded, dict) else now
-            )
         else:
             try:
                 text = encode_payload(payload)
             except ValueError as exc:
                 raise ValueError(f"payload is not standard JSON: {exc}") from None
-            available_at = payload_available_at(payload, now)
+            decoded = payload
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("payload is not valid UTF-8 (a lone surrogate)") from None
-        return NewJob(text, available_at)
+        if not isinstance(decoded, dict):
+            return NewJob(text, now)
+        unique = payload_unique(decoded)
+        limit = payload_limit(decoded)
+        if unique is None and limit is None:
+            return NewJob(text, payload_available_at(decoded, now))
+        return NewJob(text, payload_available_at(decoded, now),
+                      unique.key if unique else None, unique.until if unique else None, limit)
 
 
 class _NonStandard(ValueError):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from chappyd.limits import JobLimit
+
 
 class JobState(StrEnum):
     READY = "ready"
@@ -31,10 +33,55 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to insert: its raw JSON payload and when it becomes available (unix s)."""
+    """A job to insert: its raw JSON payload and when it becomes available (unix s).
+
+    `unique_key` (from the payload's "unique_key") makes the push create nothing while
+    another job holds that key in a blocking state; `unique_until` ("started" or
+    "done") says which states block. `limit` (from the payload's "limit_key",
+    "concurrency" and "rate") is checked by the claim."""
 
     payload: str
     available_at: float
+    unique_key: str | None = None
+    unique_until: str | None = None
+    limit: JobLimit | None = None
+
+
+class ExistingId(str):
+    """An id push_many returns for a job it did not create: the job that holds its
+    unique key (a plain str everywhere else)."""
+
+    __slots__ = ()
+
+
+def first_of_each_key(jobs: Sequence[NewJob]) -> tuple[list[NewJob], list[int]]:
+    """A batch without repeated unique keys, and for each job of `jobs` the index of
+    the one inserted for it: a key repeated within one batch is inserted once."""
+    kept: list[NewJob] = []
+    where: list[int] = []
+    seen: dict[str, int] = {}
+    for job in jobs:
+        if job.unique_key is not None:
+            index = seen.get(job.unique_key)
+            if index is not None:
+                where.append(index)
+                continue
+            seen[job.unique_key] = len(kept)
+        where.append(len(kept))
+        kept.append(job)
+    return kept, where
+
+
+def spread_ids(inserted: Sequence[str], where: Sequence[int]) -> list[str]:
+    """The ids of a batch without repeated keys mapped back onto the batch as pushed: a later
+    copy of a key gets the first one's id, as an ExistingId."""
+    out: list[str] = []
+    used: set[int] = set()
+    for index in where:
+        job_id = inserted[index]
+        out.append(ExistingId(job_id) if index in used else job_id)
+        used.add(index)
+    return out
 
 
 class TickOutcome(StrEnum):
@@ -93,6 +140,8 @@ class QueueStats:
     failed: int
     paused: bool
     oldest_ready_age_s: float | None
+    #: ready jobs that wait because their concurrency or rate limit is full
+    limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import psycopg
 import structlog
@@ -19,6 +20,7 @@ import structlog
 from chappyd.config import Settings, redact_url
 from chappyd.drivers.base import (
     TICK_RECORD_S,
+    ExistingId,
     JobRecord,
     JobState,
     NewJob,
@@ -27,9 +29,11 @@ from chappyd.drivers.base import (
     TickOutcome,
     TickResult,
     WorkerInfo,
+    first_of_each_key,
     listed_queues,
     live_since,
     prune_before,
+    spread_ids,
 )
 from chappyd.drivers.postgres import caller
 from chappyd.drivers.postgres.session import CHANNEL, PgSession
@@ -50,6 +54,11 @@ DUE_MARGIN_S = 0.001
 #: Behind a pooler without CHAPPY_LISTEN_URL there is no LISTEN: idle workers poll.
 POOLED_POLL_S = 0.25
 _MAX_ID = 2**63 - 1
+#: How often a statement bringing jobs back to waiting is run when it loses a race
+#: for a unique key (see _back_to_waiting); each run sees what the previous one lost to.
+UNIQUE_RACE_RUNS = 3
+#: How often a worker re-reads which queues have limited jobs (see _limited_queues).
+LIMITED_REFRESH_S = 1.0
 #: Idle workers vacuum the queue table past this many dead rows, checking this often.
 TIDY_DEAD_ROWS = 10_000
 TIDY_INTERVAL_S = 10.0
@@ -67,6 +76,8 @@ class PostgresDriver:
     def __init__(self, settings: Settings) -> None:
         self._batches = _BatchSizer()
         self._tidy_at = 0.0
+        self._limited: set[str] = set()
+        self._limited_at = 0.0
         self.description = settings.backend_description
         self.auto_migrate = settings.auto_migrate
         #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
@@ -162,23 +173,30 @@ class PostgresDriver:
             self._check_caller(conn)
         if not jobs:
             return []
-        params = [queue, json.dumps([[job.payload, job.available_at] for job in jobs],
-                                    ensure_ascii=False, allow_nan=False)]
+        full = any(job.unique_key is not None or job.limit is not None for job in jobs)
+        batch, where = first_of_each_key(jobs) if full else (list(jobs), [])
+        rows = ([_full_row(job) for job in batch] if full
+                else [[job.payload, job.available_at] for job in batch])
+        name = "insert_full" if full else "insert"
+        # one insert for both paths, so that unique keys and limits hold through conn=
+        params = [queue, json.dumps(rows, ensure_ascii=False, allow_nan=False)]
         if conn is not None:
-            (ids,) = caller.run_on(conn)(Q["insert"], params)
+            (ids,) = caller.run_on(conn)(Q[name], params)
+        else:
+            ids = self._insert_own(name, [param.encode() for param in params])
+        if not full:
             return _job_ids(ids)
-        encoded = [param.encode() for param in params]
+        return spread_ids(_ids_in_batch_order(batch, _decoded(ids) or []), where)
+
+    def _insert_own(self, name: str, params: list[bytes]) -> object:
         with self._session.use() as own:
             if self._session.async_commit:
                 # this connection claims and acks without flushing: a push must not
                 # share that, it would be a job lost on a server crash
                 with own.transaction():
                     own.execute("SET LOCAL synchronous_commit = on")
-                    ids = self._session.query_value(own, "chappyd_insert", Q["insert"],
-                                                    encoded)
-            else:
-                ids = self._session.query_value(own, "chappyd_insert", Q["insert"], encoded)
-        return _job_ids(ids)
+                    return self._session.query_value(own, f"chappyd_{name}", Q[name], params)
+            return self._session.query_value(own, f"chappyd_{name}", Q[name], params)
 
     def _check_caller(self, conn: object) -> None:
         """ValueError unless `conn` is open and reaches this queue's own table."""
@@ -214,6 +232,8 @@ class PostgresDriver:
             row = conn.execute(Q["tick_insert"], {
                 **params, "payload": job.payload,
                 "available_at": float(job.available_at)}).fetchone()
+        if row is None:  # its unique key is held by an earlier run
+            return TickResult(TickOutcome.SKIPPED)
         return TickResult(TickOutcome.ENQUEUED, str(row[0]))
 
     def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
@@ -236,9 +256,11 @@ class PostgresDriver:
             self._session.set_async_commit(conn)
             # a busy worker never waits: drop what LISTEN brought meanwhile, unread
             self._session.discard_notifies(conn)
-            with self._session.worker_transaction(conn):
+            limited = sorted(set(queues) & self._limited_queues(conn))
+            with self._session.worker_transaction(conn), self._limit_lock(conn, limited):
                 batch = self._session.query_value(
-                    conn, "chappyd_reserve", Q["reserve"], params)
+                    conn, "chappyd_reserve", Q["reserve"],
+                    [*params, b"t" if limited else b"f"])
         self._drain_listener()
         taken = [] if batch is None else json.loads(batch)
         self._batches.claimed(len(taken))
@@ -254,6 +276,26 @@ class PostgresDriver:
         with listener.use() as conn:
             listener.read_notifies(conn)
             listener.discard_notifies(conn)
+
+    @contextmanager
+    def _limit_lock(self, conn: psycopg.Connection, limited: list[str]) -> Iterator[None]:
+        """Around a claim of queues with limited jobs: their queue_limited rows locked
+        until it commits (inside the pooled worker transaction if there is one)."""
+        if not limited:
+            yield
+            return
+        with conn.transaction():
+            conn.execute(Q["lock_limited"], {"queues": limited})
+            yield
+    def _limited_queues(self, conn: psycopg.Connection) -> set[str]:
+        """The queues that ever had a limited job, re-read at most every
+        LIMITED_REFRESH_S. Until a worker sees a queue there, its claims skip that
+        queue's limited jobs (never run them unchecked): they wait that long at most."""
+        now = time.monotonic()
+        if now >= self._limited_at:
+            self._limited = {row[0] for row in conn.execute(Q["limited_queues"])}
+            self._limited_at = now + LIMITED_REFRESH_S
+        return self._limited
 
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
         deadline = time.monotonic() + max(0.0, timeout_s)
@@ -359,19 +401,30 @@ class PostgresDriver:
         return self._finish("fail", reservation, error=error)
 
     def _finish(self, query: str, reservation: Reservation, **params: object) -> bool:
+        return self._back_to_waiting(query, {
+            "id": int(reservation.id), "token": reservation.token, **params}) == 1
+
+    def _back_to_waiting(self, query: str, params: dict[str, object] | None = None) -> int:
+        """Run a statement that may bring rows back to waiting; returns its row count.
+        Such a row keeps its unique key only when no other job holds it, but a copy
+        pushed by a transaction still open is invisible to that check: the statement
+        then fails with a unique violation, and its second run sees the copy."""
         with self._session.use() as conn:
-            cursor = conn.execute(Q[query], {
-                "id": int(reservation.id), "token": reservation.token, **params})
-            return cursor.rowcount == 1
+            for attempt in range(UNIQUE_RACE_RUNS):
+                try:
+                    return conn.execute(Q[query], params).rowcount
+                except psycopg.errors.UniqueViolation:
+                    if attempt == UNIQUE_RACE_RUNS - 1:
+                        raise
+        raise AssertionError("unreachable")
 
     def release(self, reservations: Sequence[Reservation]) -> int:
         if not reservations:
             return 0
-        with self._session.use() as conn:
-            return conn.execute(Q["release"], {
-                "ids": [int(r.id) for r in reservations],
-                "tokens": [r.token for r in reservations],
-            }).rowcount
+        return self._back_to_waiting("release", {
+            "ids": [int(r.id) for r in reservations],
+            "tokens": [r.token for r in reservations],
+        })
 
     # -- the master -------------------------------------------------------------
     def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
@@ -387,12 +440,10 @@ class PostgresDriver:
         return [Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def release_owner(self, owner: str) -> int:
-        with self._session.use() as conn:
-            return conn.execute(Q["release_owner"], {"owner": owner}).rowcount
+        return self._back_to_waiting("release_owner", {"owner": owner})
 
     def expire_leases(self) -> int:
-        with self._session.use() as conn:
-            return conn.execute(Q["expire_leases"]).rowcount
+        return self._back_to_waiting("expire_leases")
 
     # -- heartbeats and pauses ----------------------------------------------------
     def heartbeat(self, info: WorkerInfo) -> None:
@@ -431,7 +482,7 @@ class PostgresDriver:
             paused = {row[0] for row in conn.execute(Q["paused_queues"])}
         by_queue = {
             r[0]: QueueStats(r[0], r[1], r[2], r[3], r[4], r[0] in paused,
-                             None if r[5] is None else max(0.0, r[5]))
+                             None if r[5] is None else max(0.0, r[5]), r[6])
             for r in rows
         }
         return listed_queues(by_queue, paused, self.workers())
@@ -451,8 +502,7 @@ class PostgresDriver:
 
     def retry_failed(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
         ids = None if job_ids is None else _ids(job_ids)
-        with self._session.use() as conn:
-            return conn.execute(Q["retry_failed"], {"ids": ids, "queue": queue}).rowcount
+        return self._back_to_waiting("retry_failed", {"ids": ids, "queue": queue})
 
     def forget(self, job_ids: Sequence[str]) -> int:
         with self._session.use() as conn:
@@ -569,12 +619,32 @@ def _due_of(channel: str, payload: str, wanted: set[str]) -> float | None:
 
 
 def _job_ids(value: object) -> list[str]:
-    """The insert's json_agg of ids: text through libpq, already decoded by a caller's
-    psycopg (both versions load json by default), None when nothing was inserted."""
+    """The insert's json_agg of ids (see _decoded), None when nothing was inserted."""
+    return [str(job_id) for job_id in _decoded(value) or []]
+
+
+def _decoded(value: object) -> object:
+    """A json_agg result as text through libpq, or already decoded by a caller's psycopg."""
     if value is None:
-        return []
-    ids = json.loads(value) if isinstance(value, str | bytes) else value
-    return [str(job_id) for job_id in ids]
+        return None
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _full_row(job: NewJob) -> list[object]:
+    limit = job.limit
+    if limit is None:
+        return [job.payload, job.available_at, job.unique_key, job.unique_until]
+    return [job.payload, job.available_at, job.unique_key, job.unique_until, limit.key,
+            limit.concurrency, limit.rate, limit.window_s]
+
+
+def _ids_in_batch_order(batch: Sequence[NewJob], rows: Sequence[list]) -> list[str]:
+    """insert_unique's rows ([id, unique_key, existed], by id) in the order of `batch`:
+    new rows took ascending ids in batch order; a holder is found by its key."""
+    holders = {key: str(job_id) for job_id, key, existed in rows if existed}
+    new_ids = iter(str(job_id) for job_id, _, existed in rows if not existed)
+    return [ExistingId(holders[job.unique_key]) if job.unique_key in holders
+            else next(new_ids) for job in batch]
 
 
 def _ids(job_ids: Sequence[str]) -> list[int]:

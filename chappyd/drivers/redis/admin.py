@@ -101,17 +101,18 @@ class RedisAdmin(RedisConnection):
         calls = []
         for queue in names:
             k = self.keys.queue(queue)
-            keys = [k.ready, k.delayed, k.inflight, k.failed, k.paused, k.intake, k.job_prefix]
+            keys = [k.ready, k.delayed, k.inflight, k.failed, k.paused, k.intake, k.job_prefix,
+                    k.limited, k.limit_prefix]
             calls.append(Call(script("stats"), keys, []))
         now = time.time()
         out = []
         for queue, row in zip(names, self.run_many(calls), strict=True):
-            ready, delayed, reserved, failed, is_paused, oldest = row
+            ready, delayed, reserved, failed, is_paused, oldest, limited = row
             if not (ready or delayed or reserved or failed or queue in live or queue in paused):
                 continue
             age = max(0.0, now - float(oldest)) if ready and oldest else None
             out.append(QueueStats(queue, int(ready), int(delayed), int(reserved), int(failed),
-                                  bool(is_paused) or queue in paused, age))
+                                  bool(is_paused) or queue in paused, age, int(limited)))
         return out
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -151,13 +152,13 @@ class RedisAdmin(RedisConnection):
     # -- repair ---------------------------------------------------------------------
     def retry_failed(self, job_ids: Sequence[str] | None, queue: str | None = None) -> int:
         return self._on_failed("retry_failed", job_ids, queue, "failed", "ready", "wake",
-                               "job_prefix")
+                               "job_prefix", "unique")
 
     def forget(self, job_ids: Sequence[str]) -> int:
-        return self._on_failed("forget", job_ids, None, "failed", "job_prefix")
+        return self._on_failed("forget", job_ids, None, "failed", "job_prefix", "unique")
 
     def flush(self, queue: str | None = None) -> int:
-        return self._on_failed("forget", None, queue, "failed", "job_prefix")
+        return self._on_failed("forget", None, queue, "failed", "job_prefix", "unique")
 
     def _on_failed(self, name: str, job_ids: Sequence[str] | None, queue: str | None,
                    *parts: str) -> int:
@@ -180,8 +181,8 @@ class RedisAdmin(RedisConnection):
 
     def clear(self, queue: str) -> int:
         k = self.keys.queue(queue)
-        call = Call(script("clear"), [k.ready, k.delayed, k.intake, k.job_prefix],
-                    [ADMIN_BATCH])
+        call = Call(script("clear"), [k.ready, k.delayed, k.intake, k.job_prefix, k.unique,
+                                      k.limited, k.limit_prefix], [ADMIN_BATCH])
         total = 0
         while (deleted := int(self.run(call))) > 0:  # type: ignore[call-overload]
             total += deleted

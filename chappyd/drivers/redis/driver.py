@@ -17,7 +17,14 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
-from chappyd.drivers.base import TICK_RECORD_S, NewJob, Reservation, TickOutcome, TickResult
+from chappyd.drivers.base import (
+    TICK_RECORD_S,
+    ExistingId,
+    NewJob,
+    Reservation,
+    TickOutcome,
+    TickResult,
+)
 from chappyd.drivers.redis import cluster
 from chappyd.drivers.redis.admin import RedisAdmin
 from chappyd.drivers.redis.conn import SOCKET_TIMEOUT_S
@@ -93,6 +100,8 @@ class RedisDriver(RedisAdmin):
             raise ValueError(REFUSED_CONN)
         if not jobs:
             return []
+        if any(job.unique_key is not None or job.limit is not None for job in jobs):
+            return self._push_full(queue, jobs)
         if len(jobs) == 1 and queue in self._registered:
             now = time.time()
             if jobs[0].available_at <= now:
@@ -115,6 +124,34 @@ class RedisDriver(RedisAdmin):
             self.run(calls[0])
         self.registered([queue])
         return ids
+
+    def _push_full(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """A batch with unique keys: push_full.lua creates only the jobs whose key is
+        free in the queue and names the holder of each other one."""
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            ids = self.take_ids(client, len(jobs))
+        calls = []
+        for start in range(0, len(jobs), PUSH_CHUNK):
+            chunk_ids = ids[start:start + PUSH_CHUNK]
+            args: list[str | float] = []
+            for job_id, job in zip(chunk_ids, jobs[start:start + PUSH_CHUNK], strict=True):
+                args += [job_id, job.payload, repr(float(job.available_at)),
+                         job.unique_key or "", job.unique_until or "done", *_limit_args(job)]
+            keys = [k.ready, k.delayed, k.wake, k.unique, k.job_prefix,
+                    *(k.job(i) for i in chunk_ids)]
+            calls.append(Call(script("push_full"), keys, args))
+        # chunks run in order in one pipeline: a later chunk sees the keys of earlier ones
+        before = self.registering([queue])
+        # one call and nothing to register: straight to the connection, no pipeline object
+        results = (self.run_many(calls, before) if before or len(calls) > 1
+                   else [self.run(calls[0])])
+        self.registered([queue])
+        out: list[str] = list(ids)
+        for start, result in zip(range(0, len(jobs), PUSH_CHUNK), results, strict=True):
+            for i in range(1, len(result), 2):
+                out[start + int(result[i]) - 1] = ExistingId(result[i + 1])
+        return out
 
     def _push_ready(self, queue: str, job: NewJob, now: float) -> str:
         """One job that is ready now: the one-by-one push, the producer path a web
@@ -214,7 +251,8 @@ class RedisDriver(RedisAdmin):
         keys: list[str] = []
         for queue in queues:
             k = self.keys.queue(queue)
-            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
+            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix,
+                     k.unique, k.limited, k.limit_prefix]
         with self.guard() as client:
             first_id = self.spare_ids(client, INTAKE_PER_CALL)
         args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL,
@@ -335,24 +373,28 @@ class RedisDriver(RedisAdmin):
         pipe.time()
         for queue in queues:
             pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
+            # a limit key whose parked jobs may get room then (0: a running one ended)
+            pipe.zrange(self.keys.queue(queue).limited, 0, 0, withscores=True)
         (seconds, micros), *firsts = pipe.execute()
         now = seconds + micros / 1e6
         return min((first[0][1] - now for first in firsts if first), default=float("inf"))
 
     def ack(self, reservation: Reservation) -> bool:
         k = self.keys.queue(reservation.queue)
-        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight],
+        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight, k.unique,
+                                             k.limited, k.wake],
                              [reservation.id, reservation.token])) == 1
 
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         k = self.keys.queue(reservation.queue)
-        keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake]
+        keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake, k.unique,
+                k.limited]
         args = [reservation.id, reservation.token, repr(float(available_at)), error]
         return self.run(Call(script("retry"), keys, args)) == 1
 
     def fail(self, reservation: Reservation, error: str) -> bool:
         k = self.keys.queue(reservation.queue)
-        keys = [k.job(reservation.id), k.inflight, k.failed]
+        keys = [k.job(reservation.id), k.inflight, k.failed, k.unique, k.limited, k.wake]
         return self.run(Call(script("fail"), keys,
                              [reservation.id, reservation.token, error])) == 1
 
@@ -363,7 +405,8 @@ class RedisDriver(RedisAdmin):
         calls = []
         for queue, group in by_queue.items():
             k = self.keys.queue(queue)
-            keys = [k.inflight, k.ready, k.wake, *(k.job(r.id) for r in group)]
+            keys = [k.inflight, k.ready, k.wake, k.unique, k.limited,
+                    *(k.job(r.id) for r in group)]
             args = [value for r in group for value in (r.id, r.token)]
             calls.append(Call(script("release"), keys, args))
         return sum(self.run_many(calls))
@@ -406,11 +449,23 @@ class RedisDriver(RedisAdmin):
 
     def release_owner(self, owner: str) -> int:
         return int(self._owner_call("release_owner", [owner],
-                                    "inflight", "ready", "wake", "job_prefix"))
+                                    "inflight", "ready", "wake", "job_prefix", "unique",
+                                    "limited"))
 
     def expire_leases(self) -> int:
         return int(self._owner_call("expire_leases", [LEASE_EXPIRED, EXPIRE_PER_CALL],
-                                    "inflight", "ready", "wake", "job_prefix"))
+                                    "inflight", "ready", "wake", "job_prefix", "unique",
+                                    "limited"))
+
+
+def _limit_args(job: NewJob) -> list[str]:
+    """push_full.lua's limit fields of `job`: key, concurrency, rate, window ('' = none)."""
+    limit = job.limit
+    if limit is None:
+        return ["", "", "", ""]
+    return [limit.key, "" if limit.concurrency is None else str(limit.concurrency),
+            "" if limit.rate is None else str(limit.rate),
+            "" if limit.window_s is None else repr(limit.window_s)]
 
 
 def _reservations(flat: Sequence) -> list[Reservation]:

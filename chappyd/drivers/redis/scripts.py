@@ -136,6 +136,6 @@ def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call
     return list(pipe.execute(raise_on_error=False))
 
 
-ALL_SCRIPTS = ("push", "push_ready", "reserve", "ack", "retry", "fail", "release", "held_by",
-               "extend_leases", "release_owner", "expire_leases", "stats", "retry_failed",
-               "forget", "clear", "enqueue_tick")
+ALL_SCRIPTS = ("push", "push_ready", "push_full", "reserve", "ack", "retry", "fail",
+               "release", "held_by", "extend_leases", "release_owner", "expire_leases",
+               "stats", "retry_failed", "forget", "clear", "enqueue_tick")

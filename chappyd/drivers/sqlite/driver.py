@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from chappyd.config import Settings
 from chappyd.drivers.base import (
     TICK_RECORD_S,
+    ExistingId,
     JobRecord,
     JobState,
     NewJob,
@@ -32,14 +33,10 @@ from chappyd.drivers.base import (
 )
 from chappyd.drivers.sqlfile import load_queries
 from chappyd.drivers.sqlite import opening
+from chappyd.drivers.sqlite.migrate import SCHEMA_BLOCKS, apply_schema
 from chappyd.errors import BackendUnavailable, BackendUnusable, SchemaMissing
 
 Q = load_queries(__package__, "schema.sql")
-#: PRAGMA user_version once the schema is complete.
-SCHEMA_VERSION = 3
-#: The blocks of schema.sql that make the schema, in order; each is idempotent and the
-#: last sets user_version to SCHEMA_VERSION (2: time strings normalised; 3: periodic jobs).
-_SCHEMA_BLOCKS = ("schema", "migration_2", "migration_3")
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -90,7 +87,7 @@ class SqliteDriver:
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
             if self.auto_migrate:
-                self.adoption_note = _apply_schema(conn, self.description)
+                self.adoption_note = apply_schema(conn, self.description)
         except sqlite3.Error as exc:
             if "readonly database" in str(exc):  # a file or directory we may not write
                 raise BackendUnusable(self.description, f"{self.path}: {exc}") from exc
@@ -139,12 +136,12 @@ class SqliteDriver:
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> str | None:
         with self._guard() as conn:
-            note = _apply_schema(conn, self.description) or self.adoption_note
+            note = apply_schema(conn, self.description) or self.adoption_note
         self.adoption_note = None
         return note
 
     def schema_sql(self) -> str:
-        return "\n\n".join(Q[name] for name in _SCHEMA_BLOCKS) + "\n"
+        return "\n\n".join(Q[name] for name in SCHEMA_BLOCKS) + "\n"
 
     # -- producers --------------------------------------------------------------
     def push_many(
@@ -194,9 +191,10 @@ class SqliteDriver:
             if skip_if_waiting and conn.execute(Q["tick_waiting"], params).fetchone():
                 return TickResult(TickOutcome.SKIPPED)
             now = time.time()
-            (job_id,) = conn.execute(Q["insert"], {
-                "queue": queue, "payload": job.payload, "available_at": job.available_at,
-                "now": now}).fetchone()
+            row = conn.execute(Q["insert"], _insert_params(queue, job, now)).fetchone()
+            if row is None:  # its unique key is held by an earlier run
+                return TickResult(TickOutcome.SKIPPED)
+            (job_id,) = row
             conn.execute(Q["tick_enqueued"], {**params, "job_id": job_id})
         return TickResult(TickOutcome.ENQUEUED, str(job_id))
 
@@ -230,15 +228,17 @@ class SqliteDriver:
             for queue in queues:
                 if queue in paused:
                     continue
-                rows = conn.execute(Q["reserve"], {
-                    "queue": queue, "owner": owner, "lease_s": lease_s, "now": now,
-                    "limit": limit - len(taken),
-                }).fetchall()
-                # RETURNING gives no order guarantee: keep the claim's FIFO order
-                rows.sort(key=lambda row: (row[6], row[0]))
-                taken.extend(
-                    Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows
-                )
+                params = {"queue": queue, "owner": owner, "lease_s": lease_s, "now": now}
+                while len(taken) < limit:
+                    row = conn.execute(Q["reserve"], params).fetchone()
+                    if row is None:
+                        break
+                    if row[8] is not None:  # a rate: this start counts in its window
+                        limited = {"limit_key": row[7], "now": now, "window_s": row[9]}
+                        conn.execute(Q["prune_starts"], limited)
+                        conn.execute(Q["record_start"], limited)
+                    taken.append(Reservation(str(row[0]), row[1], row[2], row[3], row[4],
+                                             row[5]))
                 if len(taken) >= limit:
                     break
         if taken:
@@ -348,7 +348,7 @@ class SqliteDriver:
         paused = self.paused_queues()
         by_queue = {
             r[0]: QueueStats(r[0], r[1], r[2], r[3], r[4], r[0] in paused,
-                             None if r[5] is None else max(0.0, now - r[5]))
+                             None if r[5] is None else max(0.0, now - r[5]), r[6])
             for r in rows
         }
         return listed_queues(by_queue, paused, self.workers())
@@ -418,59 +418,34 @@ _STATE_SQL = {
 }
 
 
-def _apply_schema(conn: sqlite3.Connection, description: str) -> str | None:
-    """Create or upgrade the schema in one transaction, adopting a queue table that
-    Chappy.php's migration made; a one-line note when it adopted one, else None."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version >= SCHEMA_VERSION:
-        return None
-    # statement by statement: executescript() would commit the transaction first
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        (adopt,) = conn.execute(Q["is_chappy_php_table"]).fetchone()  # under the lock
-        blocks = [Q[name] for name in _SCHEMA_BLOCKS]
-        if adopt:
-            blocks[:1] = [Q["adopt_chappy_php"], Q["schema"], Q["adopt_chappy_php_copy"]]
-        for statement in _statements("\n".join(b.rstrip().rstrip(";") + ";" for b in blocks)):
-            conn.execute(statement)
-        note = _adopted_note(conn, description) if adopt else None
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return note
-
-
-def _statements(script: str) -> Iterator[str]:
-    """The complete SQL statements of `script`, in order (triggers hold ';' inside)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            if pending.strip().strip(";").strip():
-                yield pending
-            pending = ""
-
-
-def _adopted_note(conn: sqlite3.Connection, description: str) -> str:
-    ready, delayed, failed = conn.execute(Q["adopted_counts"], {"now": time.time()}).fetchone()
-    return (f"adopted Chappy.php's queue table in {description}: {ready} ready, "
-            f"{delayed} delayed and {failed} failed jobs kept")
-
-
 def _insert(conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob]) -> list[str]:
     """Every push's insert, on chappyd's connection or the caller's (whose row factory
-    must not change what comes back)."""
+    must not change what comes back). Row by row in one write transaction: a unique key
+    another job holds inserts nothing and returns that job's id, and a later copy in
+    the same batch finds the first."""
     now = time.time()
     cursor = conn.cursor()
     cursor.row_factory = None
-    return [
-        str(cursor.execute(Q["insert"], {
-            "queue": queue, "payload": job.payload,
-            "available_at": job.available_at, "now": now,
-        }).fetchone()[0])
-        for job in jobs
-    ]
+    ids: list[str] = []
+    for job in jobs:
+        params = _insert_params(queue, job, now)
+        row = cursor.execute(Q["insert"], params).fetchone()
+        if row is not None:
+            ids.append(str(row[0]))
+        else:
+            (holder,) = cursor.execute(Q["insert_holder"], params).fetchone()
+            ids.append(ExistingId(holder))
+    return ids
+
+
+def _insert_params(queue: str, job: NewJob, now: float) -> dict[str, object]:
+    limit = job.limit
+    return {"queue": queue, "payload": job.payload, "available_at": job.available_at,
+            "now": now, "unique_key": job.unique_key, "unique_until": job.unique_until,
+            "limit_key": limit.key if limit else None,
+            "limit_concurrency": limit.concurrency if limit else None,
+            "limit_rate": limit.rate if limit else None,
+            "limit_window_s": limit.window_s if limit else None}
 
 
 def _decode_text(raw: bytes) -> str:
