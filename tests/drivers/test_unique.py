@@ -4,9 +4,11 @@ returns that job's id; the key is free the moment its holder leaves those states
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 
+import psycopg
 import pytest
 
 from chappyd.drivers import open_driver
@@ -193,3 +195,21 @@ def test_concurrent_pushes_of_one_key_create_one_job(settings, driver):
     assert len(ids) == 12 and len(set(ids)) == 1
     assert sum(not isinstance(i, ExistingId) for i in ids) == 1
     assert stats_of(driver) == (13, 0, 0, 0)
+
+
+def test_a_push_on_the_callers_connection_honours_unique_keys(backend, settings, driver):
+    if backend == "redis":
+        pytest.skip("Redis refuses conn=")
+    first = push_unique(driver, n=1)
+    conn = (sqlite3.connect(settings.sqlite_path()) if backend == "sqlite"
+            else psycopg.connect(settings.database_url))
+    try:
+        again, fresh = driver.push_many(
+            "default", [unique_job("k1", n=2), unique_job("k2", n=3)], conn=conn)
+        conn.commit()
+    finally:
+        conn.close()
+    assert again == first and isinstance(again, ExistingId)
+    assert not isinstance(fresh, ExistingId) and n_of(driver, fresh) == 3
+    assert stats_of(driver) == (2, 0, 0, 0)
+    assert n_of(driver, first) == 1
