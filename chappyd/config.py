@@ -85,6 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("QUEUE_DRIVER", "queue_driver", v.choice("database", "redis")),
     Option("DATABASE_URL", "database_url", v.database_url, secret=True),
     Option("REDIS_URL", "redis_url", v.redis_url, secret=True),
+    Option("CHAPPY_LISTEN_URL", "listen_url", v.listen_url, secret=True),
     Option("REDIS_HOST", "redis_host", str),
     Option("REDIS_PORT", "redis_port", v.whole_number(1, v.MAX_PORT)),
     Option("REDIS_PASSWORD", "redis_password", str, secret=True),
@@ -104,8 +105,14 @@ OPTIONS: tuple[Option, ...] = (
            v.seconds(0, v.MAX_GRACEFUL_TIMEOUT_S), flag="--graceful-timeout"),
     Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", v.boolean),
     Option("CHAPPY_REDIS_PREFIX", "redis_prefix", v.redis_prefix),
+    Option("CHAPPY_TIMEZONE", "timezone", v.timezone),
     Option("LOG_FORMAT", "log_format", v.choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", v.log_level, flag="--log-level"),
+    # the dashboard (chappyctl web): tokens are secrets, masked like passwords
+    Option("CHAPPY_WEB_TOKEN", "web_token", str, secret=True),
+    Option("CHAPPY_WEB_READONLY_TOKEN", "web_readonly_token", str, secret=True),
+    Option("CHAPPY_WEB_LISTEN", "web_listen", v.listen_address),
+    Option("CHAPPY_WEB_ORIGIN", "web_origin", v.web_origin),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 OPTIONS_BY_FLAG = {option.flag: option for option in OPTIONS if option.flag}
@@ -117,6 +124,8 @@ class Settings:
     queue_driver: str = "database"
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: A direct PostgreSQL connection for LISTEN when DATABASE_URL is a pooler ("": none).
+    listen_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_password: str = ""
@@ -132,8 +141,13 @@ class Settings:
     graceful_timeout_s: float = 30.0
     auto_migrate: bool = True
     redis_prefix: str = "chappy"
+    timezone: str = "UTC"  # periodic jobs' default zone
     log_format: str | None = None  # None: console on a TTY, JSON otherwise
     log_level: str = "info"
+    web_token: str = field(default="", repr=False)
+    web_readonly_token: str = field(default="", repr=False)
+    web_listen: str = "127.0.0.1:8787"
+    web_origin: str = ""
     instance: str | None = None
     config_files: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -173,7 +187,7 @@ class Settings:
                 text = "auto"
             else:
                 text = str(value)
-            if option.key in ("DATABASE_URL", "REDIS_URL"):
+            if option.key in ("DATABASE_URL", "REDIS_URL", "CHAPPY_LISTEN_URL"):
                 text = redact_url(text)
             elif option.secret and text:
                 text = "***"

@@ -34,6 +34,12 @@ class ConfigError(ChappyError):
         super().__init__(f"{key}{shown} (from {source}): {problem}")
 
 
+class JobClassError(ChappyError):
+    """A Job class attribute is invalid: names the class (exit 78, found at import)."""
+
+    exit_status = ExitStatus.CONFIG
+
+
 class BackendUnavailable(ChappyError):
     """The backend cannot be reached; `backend` is a redacted description, never a password."""
 

@@ -12,13 +12,16 @@ import pkgutil
 import time
 import traceback
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chappyd.attempts import resolve_max_attempts
 from chappyd.config import configured_settings
 from chappyd.errors import ChappyError, ConfigError, UnknownJob
+from chappyd.limits import check_limit_attributes, limit_fields
 from chappyd.payloads import decode_payload
+from chappyd.unique import check_unique_attributes, job_key
 from chappyd.validate import check_job_class
 
 if TYPE_CHECKING:
@@ -34,18 +37,36 @@ class Job:
     """Subclass it and define ``handle()``; see docs/design.md §2 for the contract.
 
     Inside ``handle()``: ``self.data`` (the payload's data), ``self.job_id``,
-    ``self.attempts`` (this attempt included) and ``self.payload`` (the whole payload).
+    ``self.attempts`` (this attempt included), ``self.payload`` (the whole payload) and
+    ``self.scheduled_for`` (the tick of a periodic job's run, else None).
     """
 
     name: ClassVar[str]
     queue: ClassVar[str] = "default"
     tries: ClassVar[int | None] = None
     timeout: ClassVar[float | None] = None
+    # periodic jobs: a cron expression makes the masters serving `queue` enqueue it
+    schedule: ClassVar[str | None] = None
+    timezone: ClassVar[str | None] = None  # IANA name; None: CHAPPY_TIMEZONE
+    catchup: ClassVar[str] = "latest"  # after downtime: "latest", "none" or "all"
+    schedule_data: ClassVar[dict[str, Any]] = {}
+    #: data fields whose values make the unique key (True: all of data; False: none)
+    unique: ClassVar[bool | tuple[str, ...]] = False
+    #: a pushed copy is refused while the holder waits ("started") or also runs ("done")
+    unique_until: ClassVar[str] = "done"
+    #: at most this many running at once, on every host together (None: no limit)
+    concurrency: ClassVar[int | None] = None
+    #: at most this many starts per second, minute or hour: "N/s", "N/m", "N/h"
+    rate: ClassVar[str | None] = None
+    #: a data field: the limits count per value of it (None: per job name)
+    limit_by: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
+        check_unique_attributes(cls)
+        check_limit_attributes(cls)
 
     def __init__(
         self,
@@ -59,6 +80,17 @@ class Job:
         self.job_id: str | None = None
         self.attempts = 0
         self.payload: dict[str, Any] = {}
+
+    @property
+    def scheduled_for(self) -> datetime | None:
+        """The tick this run is for (aware UTC), None when it was not a scheduled run."""
+        value = self.payload.get("scheduled_for")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):  # a producer's nonsense: no tick
+            return None
 
     # -- the seed's interface -------------------------------------------------
     def handle(self) -> None:
@@ -77,13 +109,19 @@ class Job:
                                     configured_settings().max_attempts)
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             **self.payload,
             "job": type(self).name,
             "data": self.data,
             "available_at": time.time() + self.delay(),
             "max_attempts": self.max_attempts(),
         }
+        cls = type(self)
+        if cls.unique:
+            payload["unique_key"] = job_key(cls.name, cls.unique, self.data)
+            payload["unique_until"] = cls.unique_until
+        payload.update(limit_fields(cls, self.data))
+        return payload
 
     # -- dispatching ------------------------------------------------------------
     @classmethod
@@ -94,12 +132,15 @@ class Job:
         delay: float = 0,
         max_attempts: int | None = None,
         manager: QueueManager | None = None,
+        conn: object | None = None,
     ) -> str:
-        """Push this job; returns its id. Uses the process's default QueueManager."""
-        from chappyd.manager import default_manager  # manager.py imports this module
+        """Push this job; returns its id. Uses the process's default QueueManager.
+        `conn`: push inside the caller's transaction (QueueManager.push_many)."""
+        from chappyd.manager import default_manager
 
         qm = manager or default_manager()
-        return qm.dispatch(cls, data, queue=queue, delay=delay, max_attempts=max_attempts)
+        return qm.dispatch(cls, data, queue=queue, delay=delay, max_attempts=max_attempts,
+                           conn=conn)
 
 
 # ---------------------------------------------------------------- registry

@@ -15,7 +15,9 @@ from chappyd.config import Settings, configured_settings, validate_queue_name
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, NewJob
 from chappyd.jobs import Job, Registry, load_registry
+from chappyd.limits import payload_limit
 from chappyd.payloads import encode_payload, payload_available_at
+from chappyd.unique import payload_unique
 
 _default_manager: QueueManager | None = None
 _managers: weakref.WeakSet[QueueManager] = weakref.WeakSet()
@@ -36,10 +38,12 @@ def dispatch(
     queue: str | None = None,
     delay: float = 0,
     max_attempts: int | None = None,
+    conn: object | None = None,
 ) -> str:
-    """Push a job through the process's default QueueManager; returns its id."""
+    """Push a job through the process's default QueueManager; returns its id.
+    `conn`: see QueueManager.push_many."""
     return default_manager().dispatch(job, data, queue=queue, delay=delay,
-                                      max_attempts=max_attempts)
+                                      max_attempts=max_attempts, conn=conn)
 
 
 class QueueManager:
@@ -86,23 +90,33 @@ class QueueManager:
         self._lock = threading.Lock()
         self._registry_lock = threading.Lock()
 
-    def push(self, queue: str, payload: dict[str, Any] | str) -> str:
-        """Push one payload (a dict, or JSON text) onto `queue`; returns the id."""
-        return self.push_many(queue, [payload])[0]
+    def push(self, queue: str, payload: dict[str, Any] | str,
+             conn: object | None = None) -> str:
+        """Push one payload (a dict, or JSON text) onto `queue`; returns the id. A
+        payload whose "unique_key" another job holds creates nothing and returns that
+        job's id (an ExistingId). `conn`: see push_many."""
+        return self.push_many(queue, [payload], conn=conn)[0]
 
-    def push_many(self, queue: str, payloads: Sequence[dict[str, Any] | str]) -> list[str]:
-        """Push payloads onto `queue` in one round trip; returns their ids in order."""
+    def push_many(self, queue: str, payloads: Sequence[dict[str, Any] | str],
+                  conn: object | None = None) -> list[str]:
+        """Push payloads onto `queue` in one round trip; returns their ids in order.
+
+        `conn`: the caller's open connection to the queue's own database (psycopg 3 or
+        psycopg2 for PostgreSQL, sqlite3 for SQLite). The jobs are then written inside
+        the caller's transaction and exist only if it commits; chappyd neither commits
+        nor rolls back. ValueError for a connection to another database, a closed one,
+        or the Redis backend (docs/transactions.md)."""
         if queue not in self._valid_queues:
             validate_queue_name(queue)
             if len(self._valid_queues) < 1024:
                 self._valid_queues.add(queue)
         now = time.time()
         jobs = [self._new_job(payload, now) for payload in payloads]
-        if not jobs:
+        if not jobs and conn is None:
             return []
         driver = self.driver
         with self._lock:
-            return driver.push_many(queue, jobs)
+            return driver.push_many(queue, jobs, conn=conn)
 
     def dispatch(
         self,
@@ -111,10 +125,12 @@ class QueueManager:
         queue: str | None = None,
         delay: float = 0,
         max_attempts: int | None = None,
+        conn: object | None = None,
     ) -> str:
         """Push `job` (a Job class or any job name) with `data`; returns the id.
 
         By class, or by a name registered here, the class's `queue` and `tries` apply.
+        `conn`: see push_many.
         """
         cls: type[Job] | None
         if isinstance(job, str):
@@ -137,7 +153,7 @@ class QueueManager:
                                                      self.settings.max_attempts),
             }
             target = queue or "default"
-        return self.push(target, payload)
+        return self.push(target, payload, conn=conn)
 
     def close(self) -> None:
         with self._lock:
@@ -156,20 +172,24 @@ class QueueManager:
                 if isinstance(exc, _NonStandard):
                     raise
                 decoded = None
-            available_at = (
-                payload_available_at(decoded, now) if isinstance(decoded, dict) else now
-            )
         else:
             try:
                 text = encode_payload(payload)
             except ValueError as exc:
                 raise ValueError(f"payload is not standard JSON: {exc}") from None
-            available_at = payload_available_at(payload, now)
+            decoded = payload
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("payload is not valid UTF-8 (a lone surrogate)") from None
-        return NewJob(text, available_at)
+        if not isinstance(decoded, dict):
+            return NewJob(text, now)
+        unique = payload_unique(decoded)
+        limit = payload_limit(decoded)
+        if unique is None and limit is None:
+            return NewJob(text, payload_available_at(decoded, now))
+        return NewJob(text, payload_available_at(decoded, now),
+                      unique.key if unique else None, unique.until if unique else None, limit)
 
 
 class _NonStandard(ValueError):

@@ -189,9 +189,49 @@ def database_url(raw: str) -> str:
 
 def redis_url(raw: str) -> str:
     url = raw.strip()
-    if not re.match(r"(rediss?|unix)://", url, re.IGNORECASE):
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    if not re.match(r"(rediss?|unix|rediss?\+cluster|redis\+sentinel)://", url,
+                    re.IGNORECASE):
+        raise ValueError("must start with redis://, rediss://, unix://, redis+cluster://, "
+                         "rediss+cluster:// or redis+sentinel://")
+    if url.lower().startswith("redis+sentinel://") and not urlsplit(url).path.strip("/"):
+        raise ValueError("a Sentinel URL names the master: redis+sentinel://host:port/NAME")
     return never_working_url(url)
+
+
+def listen_url(raw: str) -> str:
+    """CHAPPY_LISTEN_URL: a direct PostgreSQL connection for LISTEN beside a pooler."""
+    url = database_url(raw)
+    if url.startswith("sqlite:"):
+        raise ValueError("must start with postgresql:// (a direct connection for LISTEN)")
+    return url
+
+
+def timezone(raw: str) -> str:
+    """Periodic jobs' default zone: an IANA name the system's zoneinfo knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError("not a known IANA timezone (e.g. UTC, Europe/Berlin)") from None
+    return name
+
+
+def listen_address(raw: str) -> str:
+    """`host:port` (`[v6]:port`), port 0-65535; 0 binds any free port."""
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
+        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+    return f"{host}:{int(port)}"
+
+
+def web_origin(raw: str) -> str:
+    """The dashboard's public origin behind a proxy: scheme://host[:port], no path."""
+    text = raw.strip().rstrip("/")
+    if text and not re.fullmatch(r"https?://[^/\s?#]+", text):
+        raise ValueError("must be an origin such as https://jobs.example.com (no path)")
+    return text
 
 
 def redis_prefix(raw: str) -> str:

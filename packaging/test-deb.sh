@@ -129,7 +129,8 @@ else
         /usr/share/man/man1/chappyctl.1.gz
 fi
 verify=$(in_ct systemd-analyze verify "$man_flag" /lib/systemd/system/chappyd@.service \
-    /lib/systemd/system/chappyd.target 2>&1) || fail "systemd-analyze verify: $verify"
+    /lib/systemd/system/chappyd.target /lib/systemd/system/chappyd-web.service 2>&1) ||
+    fail "systemd-analyze verify: $verify"
 [ -z "$verify" ] || fail "systemd-analyze verify is not clean: $verify"
 ok "systemd-analyze verify $man_flag: clean"
 security=$(in_ct systemd-analyze security --no-pager "$unit" | tail -n 1)

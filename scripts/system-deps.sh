@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs (it starts its own throwaway
 # PostgreSQL and Redis servers from these binaries, and runs a PHP producer that writes
-# as Chappy.php does with php-cli and its SQLite, PostgreSQL and Redis extensions) when
-# they are missing.
+# as Chappy.php does with php-cli and its SQLite, PostgreSQL and Redis extensions, and
+# drives Chromium for the dashboard, and the scale-out tests' PgBouncer and network
+# namespaces) when they are missing.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,12 @@ command -v php >/dev/null || missing+=(php-cli)
 php_has pdo_sqlite || missing+=(php-sqlite3)
 php_has pdo_pgsql || missing+=(php-pgsql)
 php_has redis || missing+=(php-redis)
+# the dashboard's browser test drives Debian's headless Chromium
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# the scale-out tests: a pooler, and network namespaces for the cut-off host
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing+=(pgbouncer)
+command -v ip >/dev/null || missing+=(iproute2)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -41,6 +41,10 @@ BACKENDS = [
 pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.redis",
+    "tests.servers.pgbouncer",
+    "tests.servers.sentinel",
+    "tests.servers.cluster",
+    "tests.servers.netns",
 ]
 
 

@@ -25,6 +25,7 @@ from chappyd.errors import BackendUnusable, ConfigError, ExitStatus
 from chappyd.jobcheck import check_jobs_import
 from chappyd.jobs import Registry, load_registry
 from chappyd.logs import configure_logging
+from chappyd.scheduler import scheduled_jobs
 from chappyd.worker import Worker
 
 PROG = "chappyd"
@@ -132,6 +133,7 @@ def _main(args: argparse.Namespace) -> int:
     check_flags(args)
     settings = settings_from_args(args, flags_of(args))
     registry = load_registry(settings)  # --check-config too: imports as the daemon would
+    scheduled_jobs(registry, settings.timezone)  # a bad schedule is 78 naming its class
     if args.once:
         if not args.check_config:
             _configure(settings, registry)

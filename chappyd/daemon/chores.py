@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -38,11 +39,11 @@ class Chore:
 
 def run_due(chores: list[Chore], master: Master, now: float) -> None:
     for chore in chores:
-        if now < chore.due:
+        if now < chore.due or not chore.every_s(master):
             continue
-        every_s = chore.every_s(master)
-        if every_s and chore.duty(master):
-            chore.due = now + every_s
+        if chore.duty(master):
+            # read again: a duty may say when it is next due (the scheduler's next tick)
+            chore.due = now + (chore.every_s(master) or 0.0)
 
 
 def daemon_chores() -> list[Chore]:
@@ -51,6 +52,7 @@ def daemon_chores() -> list[Chore]:
         Chore(lambda m: m.settings.lease_s / 3, renew_leases),
         Chore(lambda m: min(EXPIRE_EVERY_S, m.settings.lease_s / 2), expire_leases),
         Chore(lambda m: HEARTBEAT_INTERVAL_S, heartbeat),
+        Chore(lambda m: m.schedule_wait_s if m.scheduler else None, enqueue_ticks),
         Chore(lambda m: STOP_WHEN_EMPTY_EVERY_S, stop_when_empty),
         Chore(lambda m: STATUS_EVERY_S, publish_status),
         Chore(lambda m: systemd.watchdog_interval_s(), watchdog),
@@ -79,6 +81,18 @@ def heartbeat(master: Master) -> bool:
     if master.starting:
         return False
     master.link.call(lambda d: d.heartbeat(master.info()))
+    return True
+
+
+def enqueue_ticks(master: Master) -> bool:
+    """Periodic jobs: enqueue the ticks now due (the backend refuses a tick that
+    another master enqueued already); due again at the next tick."""
+    if not master.running:
+        return False
+    wall = datetime.now(UTC)
+    due = master.link.call(lambda d: master.scheduler.run_due(d, wall))
+    # a positive wait even when a tick is due now: 0 would read as "off"
+    master.schedule_wait_s = max(0.001, master.scheduler.wait_s(due, wall))
     return True
 
 

@@ -37,6 +37,7 @@ from chappyd.daemon.status import Status
 from chappyd.drivers.base import Driver, WorkerInfo
 from chappyd.errors import ChappyError, ExitStatus
 from chappyd.jobs import Registry
+from chappyd.scheduler import Scheduler
 from chappyd.validate import MAX_WORKERS, fd_budget_problem
 
 log = structlog.get_logger("chappyd.master")
@@ -76,6 +77,8 @@ class Master:
         self.settlements = Settlements()
         self.inbox = SignalInbox()
         self.chores = chores.daemon_chores()
+        self.scheduler = Scheduler.for_master(registry, settings)  # periodic jobs' ticks
+        self.schedule_wait_s = 0.001  # until the scheduler's first run says otherwise
         self.status = Status(self)
         self.paused = False
         self.pause_flag = SharedFlag()
@@ -239,6 +242,7 @@ class Master:
         for warning in settings.warnings:
             log.warning("config_warning", problem=warning)
         self.settings, self.target = settings, settings.workers
+        self.scheduler = Scheduler.for_master(self.registry, settings)  # queues may differ
         self.link.close()  # the backend URL may have changed
         self.link.settings = settings
         self.pool.retire([c for c in self.pool.children.values() if not c.retiring])

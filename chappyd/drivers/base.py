@@ -16,10 +16,12 @@ Vocabulary (one word, one meaning):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from chappyd.limits import JobLimit
 
 
 class JobState(StrEnum):
@@ -31,10 +33,74 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to insert: its raw JSON payload and when it becomes available (unix s)."""
+    """A job to insert: its raw JSON payload and when it becomes available (unix s).
+
+    `unique_key` (from the payload's "unique_key") makes the push create nothing while
+    another job holds that key in a blocking state; `unique_until` ("started" or
+    "done") says which states block. `limit` (from the payload's "limit_key",
+    "concurrency" and "rate") is checked by the claim."""
 
     payload: str
     available_at: float
+    unique_key: str | None = None
+    unique_until: str | None = None
+    limit: JobLimit | None = None
+
+
+class ExistingId(str):
+    """An id push_many returns for a job it did not create: the job that holds its
+    unique key (a plain str everywhere else)."""
+
+    __slots__ = ()
+
+
+def first_of_each_key(jobs: Sequence[NewJob]) -> tuple[list[NewJob], list[int]]:
+    """A batch without repeated unique keys, and for each job of `jobs` the index of
+    the one inserted for it: a key repeated within one batch is inserted once."""
+    kept: list[NewJob] = []
+    where: list[int] = []
+    seen: dict[str, int] = {}
+    for job in jobs:
+        if job.unique_key is not None:
+            index = seen.get(job.unique_key)
+            if index is not None:
+                where.append(index)
+                continue
+            seen[job.unique_key] = len(kept)
+        where.append(len(kept))
+        kept.append(job)
+    return kept, where
+
+
+def spread_ids(inserted: Sequence[str], where: Sequence[int]) -> list[str]:
+    """The ids of a batch without repeated keys mapped back onto the batch as pushed: a later
+    copy of a key gets the first one's id, as an ExistingId."""
+    out: list[str] = []
+    used: set[int] = set()
+    for index in where:
+        job_id = inserted[index]
+        out.append(ExistingId(job_id) if index in used else job_id)
+        used.add(index)
+    return out
+
+
+class TickOutcome(StrEnum):
+    """What `enqueue_tick` did with a (job name, tick)."""
+
+    ENQUEUED = "enqueued"
+    DUPLICATE = "duplicate"  # that tick was taken already, by this or another master
+    SKIPPED = "skipped"  # an earlier run of the schedule still waits: no pile-up
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    outcome: TickOutcome
+    job_id: str | None = None  # set when ENQUEUED
+
+
+#: A tick's dedup record is kept this long after the tick (rows pruned, keys expired):
+#: far longer than any master's view of "now" can lag behind another's.
+TICK_RECORD_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +140,8 @@ class QueueStats:
     failed: int
     paused: bool
     oldest_ready_age_s: float | None
+    #: ready jobs that wait because their concurrency or rate limit is full
+    limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +229,34 @@ class Driver(Protocol):
         AOF, say), for the master to log at start; None when they do."""
 
     # -- producers ------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        """Insert jobs in one round trip; returns their ids in order. Wakes idle workers."""
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        """Insert jobs in one round trip; returns their ids in order. Wakes idle workers.
+
+        With `conn`, the caller's own DB-API connection to this store, the jobs are
+        written by it inside its open transaction: they exist, and workers wake, only
+        when the caller commits; the driver neither commits nor rolls back. A `conn`
+        that is closed, of the wrong kind or reaching another store raises ValueError
+        before anything is written, as does a backend that cannot take part in the
+        caller's transaction (Redis). Every push goes through this one method, so that
+        a rule of the insert (unique jobs, say) holds for both kinds."""
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        """Enqueue `job` as the run of `job_name` for `tick` (unix s), once per backend.
+
+        Atomic: however many masters call this for one (job_name, tick) at once,
+        exactly one gets ENQUEUED, the others DUPLICATE. With `skip_if_waiting`, the
+        tick is recorded but nothing is pushed (SKIPPED) while the schedule's last
+        enqueued run is still waiting (ready or delayed). An enqueued tick becomes the
+        schedule's last tick (see `last_ticks`)."""
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        """The last enqueued tick (unix s) of each schedule in `jobs` (job name ->
+        queue); never-enqueued ones are absent. Read-only: creates no schema, file or
+        key, and answers {} where the schema does not exist yet."""
 
     # -- workers --------------------------------------------------------------
     def reserve(
@@ -243,3 +337,14 @@ class Driver(Protocol):
         """Delete ready and delayed jobs of `queue` (not reserved or failed)."""
 
     def close(self) -> None: ...
+
+    # -- listing (the dashboard) ---------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        """One page of the jobs in `state` (of `queue`, named `job`), newest first:
+        by failed_at (failed), reserved_at (reserved) or available_at (ready, delayed),
+        then id. Reads only the page asked for, so 100k failed jobs never load."""
+
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        """How many jobs `jobs()` pages through with the same filters."""

@@ -21,13 +21,14 @@ def test_json_counts_every_state_per_queue(backend_env, driver):
     assert list(queues) == ["default", "emails"]
     default = queues["default"]
     assert list(default) == ["queue", "ready", "delayed", "reserved", "failed", "paused",
-                             "oldest_ready_age_s"]
+                             "oldest_ready_age_s", "limited"]
     assert {k: v for k, v in default.items() if k != "oldest_ready_age_s"} == {
         "queue": "default", "ready": 2, "delayed": 1, "reserved": 0, "failed": 0,
-        "paused": False}
+        "paused": False, "limited": 0}
     assert 3.0 <= default["oldest_ready_age_s"] < 30
     assert queues["emails"] == {"queue": "emails", "ready": 0, "delayed": 0, "reserved": 1,
-                                "failed": 1, "paused": False, "oldest_ready_age_s": None}
+                                "failed": 1, "paused": False, "oldest_ready_age_s": None,
+                                "limited": 0}
     assert document["workers"] == []
 
 
@@ -64,7 +65,8 @@ def test_queue_filter_on_an_empty_queue_gives_zeros(backend_env, driver):
     document = ok_json(backend_env, "status", "--queue", "nothing-here")
     assert document == {"queues": [{"queue": "nothing-here", "ready": 0, "delayed": 0,
                                     "reserved": 0, "failed": 0, "paused": False,
-                                    "oldest_ready_age_s": None}], "workers": []}
+                                    "oldest_ready_age_s": None, "limited": 0}],
+                        "workers": []}
 
 
 def test_human_table_shows_counts_hosts_and_busy_idle(backend_env, driver):
@@ -76,7 +78,7 @@ def test_human_table_shows_counts_hosts_and_busy_idle(backend_env, driver):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("backend: ")
     (row,) = [line for line in lines if line.startswith("emails")]
-    assert row.split()[:5] == ["emails", "1", "0", "0", "0"]
+    assert row.split()[:6] == ["emails", "1", "0", "0", "0", "0"]
     (host,) = [line for line in lines if line.startswith("web-1")]
     assert host.split()[:6] == ["web-1", "4242", "1", "3", "17", "1h01m"]
     assert host.endswith("  emails")

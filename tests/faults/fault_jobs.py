@@ -82,3 +82,29 @@ class Hang(Job):
         record(self, "start")
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(3600)
+
+
+class UniqueCount(Count):
+    """Count, unique by all of its data until done."""
+
+    unique = True
+
+
+class UniqueCountStarted(Count):
+    """Count, unique by all of its data until started."""
+
+    unique = True
+    unique_until = "started"
+
+
+class LimitedCount(Count):
+    """Count, at most two running at once."""
+
+    concurrency = 2
+
+
+class UniqueLimitedCount(Count):
+    """Count, unique by all of its data and at most two running at once."""
+
+    unique = True
+    concurrency = 2

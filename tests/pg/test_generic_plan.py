@@ -51,9 +51,9 @@ def test_a_worker_connection_plans_the_claim_on_indexes_even_from_an_empty_table
     assert driver.reserve(["default"], "h:1:2", 30, 16) == []  # now a worker's connection
     with driver._session.use() as conn:
         conn.execute("SET plan_cache_mode = force_generic_plan")
-        conn.execute(f"PREPARE claim(text, text, text, bigint) AS {Q['reserve']}")
+        conn.execute(f"PREPARE claim(text, text, text, bigint, bool) AS {Q['reserve']}")
         plan = "\n".join(row[0] for row in conn.execute(
-            """EXPLAIN EXECUTE claim('["default"]', 'h:1:2', '30', 16)"""))
+            """EXPLAIN EXECUTE claim('["default"]', 'h:1:2', '30', 16, true)"""))
         conn.execute("DEALLOCATE claim")
     driver.close()
     assert "Index Scan using queue_waiting_at on queue" in plan

@@ -43,8 +43,11 @@ class RedisServer:
     """One redis-server process with AOF (appendfsync everysec) in `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None,
-                 password: str | None = None, tls: bool = False) -> None:
+                 password: str | None = None, tls: bool = False,
+                 extra: tuple[str, ...] = ()) -> None:
         self.directory = directory
+        #: more redis-server arguments (cluster mode, replicaof ...)
+        self.extra = extra
         self.port = port or free_port()
         self.password = password
         self.tls = tls
@@ -62,6 +65,7 @@ class RedisServer:
                 "--logfile", str(self.directory / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra
         if self.tls:
             make_certificate(self.directory)
             # TLS only: the plain port is off, so a client that forgets rediss:// fails

@@ -36,6 +36,11 @@ COMMANDS: dict[str, CommandInfo] = {
     "make:job": CommandInfo("make_job", "MakeJob", "write a new Job class file"),
     "queue:migration": CommandInfo("schema", "Migration", "print the SQL schema"),
     "migrate": CommandInfo("schema", "Migrate", "create or upgrade the schema"),
+    "schedule:list": CommandInfo("schedule", "ScheduleList",
+                                 "periodic jobs with their next and last run"),
+    "schedule:test": CommandInfo("schedule", "ScheduleTest",
+                                 "push one run of a periodic job now"),
+    "web": CommandInfo("web", "Web", "serve the web dashboard"),
 }
 
 #: Laravel's artisan names, for people who come from there.

@@ -18,6 +18,7 @@ from chappyd.cli.ctl.base import (
     optional_queue,
     standard_json,
 )
+from chappyd.drivers.base import ExistingId
 from chappyd.jobs import load_registry
 from chappyd.manager import QueueManager
 
@@ -54,9 +55,12 @@ class Push(Command):
         try:
             job_id = manager.dispatch(job, data, queue=queue, delay=delay_s,
                                       max_attempts=max_attempts)
-        except ValueError as exc:  # the class's own queue name; checked before any write
+        except ValueError as exc:  # the class's queue name, a unique_key or limit the payload
+            # cannot carry: checked before any write
             raise Refused(f"{job}: {exc}; nothing was pushed") from None
         ctx.out(str(job_id))
+        if isinstance(job_id, ExistingId):
+            ctx.note(f"job {job_id} holds this unique key already: nothing was pushed")
         return OK
 
 

@@ -37,7 +37,8 @@ class Status(Command):
 def queue_document(s: QueueStats) -> dict[str, Any]:
     age = None if s.oldest_ready_age_s is None else round(s.oldest_ready_age_s, 3)
     return {"queue": s.queue, "ready": s.ready, "delayed": s.delayed, "reserved": s.reserved,
-            "failed": s.failed, "paused": s.paused, "oldest_ready_age_s": age}
+            "failed": s.failed, "paused": s.paused, "oldest_ready_age_s": age,
+            "limited": s.limited}
 
 
 def worker_document(w: WorkerInfo) -> dict[str, Any]:
@@ -50,11 +51,12 @@ def print_tables(ctx: Context, stats: list[QueueStats], workers: list[WorkerInfo
     ctx.out(f"backend: {ctx.settings.backend_description}")
     ctx.out()
     ctx.out(f"{'QUEUE':<24} {'READY':>8} {'DELAYED':>8} {'RESERVED':>9} {'FAILED':>8}"
-            "  OLDEST READY")
+            f" {'LIMITED':>8}  OLDEST READY")
     for s in stats:
         age = "-" if s.oldest_ready_age_s is None else duration(s.oldest_ready_age_s)
         name = s.queue + (" (paused)" if s.paused else "")
-        ctx.out(f"{name:<24} {s.ready:>8} {s.delayed:>8} {s.reserved:>9} {s.failed:>8}  {age}")
+        ctx.out(f"{name:<24} {s.ready:>8} {s.delayed:>8} {s.reserved:>9} {s.failed:>8}"
+                f" {s.limited:>8}  {age}")
     if not stats:
         ctx.out("(no jobs)")
     ctx.out()

@@ -225,6 +225,87 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- name: migration_3
+-- chappyd 3: periodic jobs. One row per (job, tick) enqueued or skipped: its primary
+-- key refuses a second enqueue of a tick (rows older than a day are pruned); and per
+-- schedule the last enqueued tick (catch-up) and its job (no pile-up), never pruned.
+CREATE TABLE IF NOT EXISTS queue_schedule_ticks (
+    job  text   NOT NULL,
+    tick bigint NOT NULL,
+    PRIMARY KEY (job, tick)
+);
+CREATE TABLE IF NOT EXISTS queue_schedules (
+    job         text PRIMARY KEY,
+    queue       text NOT NULL,
+    last_tick   bigint,
+    last_job_id bigint
+);
+
+-- name: migration_4
+-- chappyd 4: unique jobs and concurrency/rate limits.
+-- A unique key is held by at most one job in a blocking state, the states in the
+-- index's predicate: "done" keys while waiting or running (not failed), "started" keys
+-- while waiting (not reserved, not failed). A finished job is deleted and a failed one
+-- leaves the predicate, so a key is free the moment its row changes: no lock to leak.
+ALTER TABLE queue ADD COLUMN IF NOT EXISTS unique_key text,
+                  ADD COLUMN IF NOT EXISTS unique_until text,
+                  ADD COLUMN IF NOT EXISTS limit_key text,
+                  ADD COLUMN IF NOT EXISTS limit_concurrency integer,
+                  ADD COLUMN IF NOT EXISTS limit_rate integer,
+                  ADD COLUMN IF NOT EXISTS limit_window_s double precision;
+CREATE UNIQUE INDEX IF NOT EXISTS queue_unique ON queue (unique_key)
+    WHERE unique_key IS NOT NULL AND failed_at IS NULL
+      AND (unique_until = 'done' OR reserved_at IS NULL);
+-- A raw INSERT whose payload carries "unique_key" (a PHP producer, psql) gets the
+-- columns filled from it; a key already held then fails that INSERT with a unique
+-- violation (add ON CONFLICT DO NOTHING to make it a no-op). A payload that is not
+-- JSON gets no key: the worker fails it as InvalidPayload.
+CREATE OR REPLACE FUNCTION queue_unique_from_payload() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        NEW.unique_key := NEW.payload::json ->> 'unique_key';
+        NEW.unique_until := CASE WHEN NEW.payload::json ->> 'unique_until' = 'started'
+                                 THEN 'started' ELSE 'done' END;
+    EXCEPTION WHEN others THEN
+        NEW.unique_key := NULL;
+    END;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS queue_unique_from_payload ON queue;
+CREATE TRIGGER queue_unique_from_payload BEFORE INSERT ON queue
+    FOR EACH ROW WHEN (NEW.unique_key IS NULL AND strpos(NEW.payload, 'unique_key') > 0)
+    EXECUTE FUNCTION queue_unique_from_payload();
+-- Limits: running jobs are counted from the rows themselves (reserved rows with the
+-- same limit key), so no counter can be left behind by a process that dies; starts
+-- within a rate's window are rows of queue_starts, pruned by the claim. A queue that
+-- ever had a limited job has a row in queue_limited: claims of that queue lock it
+-- first (see PostgresDriver.reserve), so that each counts what the last one took.
+CREATE INDEX IF NOT EXISTS queue_limit_running ON queue (limit_key)
+    WHERE reserved_at IS NOT NULL AND limit_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue_starts (
+    limit_key  text             NOT NULL,
+    started_at double precision NOT NULL,
+    rate       integer          NOT NULL,
+    window_s   double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_starts_by_key ON queue_starts (limit_key, started_at);
+CREATE TABLE IF NOT EXISTS queue_limited (
+    queue text PRIMARY KEY
+);
+-- How many more jobs of a limit key may start now (2^31 for a key without limits).
+CREATE OR REPLACE FUNCTION queue_limit_room(key text, concurrency integer, rate integer,
+                                            window_s double precision)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce(least(
+        concurrency - (SELECT count(*) FROM queue r
+                        WHERE r.limit_key = key AND r.reserved_at IS NOT NULL
+                          AND r.limit_key IS NOT NULL),
+        rate - (SELECT count(*) FROM queue_starts s
+                 WHERE s.limit_key = key
+                   AND s.started_at > extract(epoch FROM now())::float8 - window_s)),
+        2147483648)
+$$;
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS queue_migrations (
     version    integer PRIMARY KEY,
@@ -258,6 +339,35 @@ WITH inserted AS (
 )
 SELECT json_agg(id ORDER BY id) FROM inserted
 
+-- name: insert_full
+-- The insert for a batch with unique keys or limits (insert's shape, more fields per
+-- job: [payload, available_at, unique_key, unique_until, limit_key, concurrency, rate,
+-- window_s]); a queue with limited jobs is marked in queue_limited. A key held by a job in a
+-- blocking state inserts nothing: DO UPDATE (a no-op write) returns the holder's id,
+-- and xmax tells it from a new row. It waits for a holder being changed right now and
+-- then decides on its new version. The caller removes repeated keys from the batch
+-- (DO UPDATE may not touch one row twice) and maps rows back by key.
+WITH inserted AS (
+    INSERT INTO queue (queue, payload, available_at, created_at, updated_at, unique_key,
+                       unique_until, limit_key, limit_concurrency, limit_rate, limit_window_s)
+    SELECT $1, j.job ->> 0, (j.job ->> 1)::float8,
+           extract(epoch FROM now())::float8, extract(epoch FROM now())::float8,
+           j.job ->> 2, j.job ->> 3, j.job ->> 4, (j.job ->> 5)::integer,
+           (j.job ->> 6)::integer, (j.job ->> 7)::float8
+      FROM json_array_elements($2::json) WITH ORDINALITY AS j(job, n)
+     ORDER BY j.n
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND failed_at IS NULL
+                                AND (unique_until = 'done' OR reserved_at IS NULL)
+    DO UPDATE SET unique_key = EXCLUDED.unique_key
+    RETURNING id, queue, unique_key, xmax::text <> '0' AS existed, limit_key
+), marked AS (
+    -- the queue from the rows, not $1 again: a conn= statement names each $n once
+    INSERT INTO queue_limited (queue)
+    SELECT DISTINCT queue FROM inserted WHERE limit_key IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
+SELECT json_agg(json_build_array(id, unique_key, existed) ORDER BY id) FROM inserted
+
 -- name: reserve
 -- One statement: per queue in priority order (rank), the oldest ready rows, skipping
 -- rows another worker is claiming right now and queues that are paused; then the first
@@ -272,18 +382,48 @@ WITH wanted AS (
       FROM json_array_elements_text($1::json) WITH ORDINALITY AS w(queue, rank)
      WHERE NOT EXISTS (SELECT 1 FROM queue_paused p WHERE p.queue = w.queue)
      GROUP BY w.queue
-), picked AS (
-    SELECT c.id, wanted.rank, c.available_at
+), full_keys AS (
+    -- Limit keys without room now, counted once per claim: their jobs are skipped by
+    -- the scan below (no attempt, never reserved) and the next ones are taken. Limited
+    -- jobs only when $5, i.e. the caller holds its queues' queue_limited rows, so that
+    -- these counts are current.
+    SELECT r.limit_key FROM queue r
+     WHERE $5::bool AND r.reserved_at IS NOT NULL AND r.limit_key IS NOT NULL
+     GROUP BY r.limit_key HAVING count(*) >= min(r.limit_concurrency)
+    UNION
+    SELECT s.limit_key FROM queue_starts s
+     WHERE $5::bool AND s.started_at > extract(epoch FROM now())::float8 - s.window_s
+     GROUP BY s.limit_key HAVING count(*) >= min(s.rate)
+), candidates AS (
+    SELECT c.*, wanted.rank
       FROM wanted CROSS JOIN LATERAL (
-               SELECT q.id, q.available_at::float8 AS available_at
+               SELECT q.id, q.available_at::float8 AS available_at, q.limit_key, q.limit_concurrency, q.limit_rate,
+                      q.limit_window_s
                  FROM queue q
                 WHERE q.queue = wanted.queue
                   AND q.reserved_at IS NULL AND q.failed_at IS NULL
                   AND q.available_at::float8 <= extract(epoch FROM now())::float8
+                  AND (q.limit_key IS NULL
+                       OR ($5::bool
+                           AND q.limit_key <> ALL (ARRAY(SELECT limit_key FROM full_keys))))
                 ORDER BY q.available_at::float8, q.id
                 LIMIT $4
                   FOR UPDATE SKIP LOCKED) AS c
-     ORDER BY wanted.rank, c.available_at, c.id
+), rooms AS (
+    SELECT k.limit_key, queue_limit_room(k.limit_key, k.limit_concurrency, k.limit_rate,
+                                         k.limit_window_s) AS room
+      FROM (SELECT DISTINCT ON (limit_key) limit_key, limit_concurrency, limit_rate,
+                   limit_window_s
+              FROM candidates WHERE limit_key IS NOT NULL ORDER BY limit_key) AS k
+), picked AS (
+    -- no more jobs of one limit key in a batch than its room
+    SELECT n.id, n.rank, n.available_at
+      FROM (SELECT candidates.*, row_number() OVER (
+                   PARTITION BY limit_key ORDER BY rank, available_at, id) AS nth
+              FROM candidates) AS n
+      LEFT JOIN rooms ON rooms.limit_key = n.limit_key
+     WHERE n.limit_key IS NULL OR n.nth <= rooms.room
+     ORDER BY n.rank, n.available_at, n.id
      LIMIT $4
 ), claimed AS (
     UPDATE queue
@@ -299,12 +439,33 @@ WITH wanted AS (
      -- server CPU per job, a drain 8x slower, until the next ANALYZE)
      WHERE queue.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING queue.id, queue.queue, queue.payload, queue.attempts, queue.token,
-              queue.reserved_at, queue.available_at::float8 AS available_at
+              queue.reserved_at, queue.available_at::float8 AS available_at, queue.limit_key, queue.limit_rate,
+              queue.limit_window_s
+), started AS (
+    INSERT INTO queue_starts (limit_key, started_at, rate, window_s)
+    SELECT limit_key, reserved_at, limit_rate, limit_window_s FROM claimed
+     WHERE limit_rate IS NOT NULL
+), pruned AS (
+    DELETE FROM queue_starts s
+     USING (SELECT DISTINCT limit_key, limit_window_s FROM claimed
+             WHERE limit_rate IS NOT NULL) AS c
+     WHERE s.limit_key = c.limit_key
+       AND s.started_at <= extract(epoch FROM now())::float8 - c.limit_window_s
 )
 SELECT json_agg(json_build_array(c.id, c.queue, c.payload, c.attempts, c.token,
                                  c.reserved_at)
                 ORDER BY w.rank, c.available_at, c.id)
   FROM claimed c JOIN wanted w ON w.queue = c.queue
+
+-- name: limited_queues
+SELECT queue FROM queue_limited
+
+-- name: lock_limited
+-- Claims of queues with limited jobs take turns here, each then counting (in a new
+-- statement, with a new snapshot) what the one before it reserved. Sorted: no
+-- deadlock between claims of several queues.
+SELECT queue FROM queue_limited WHERE queue = ANY(%(queues)s::text[])
+ ORDER BY queue FOR UPDATE
 
 -- name: next_due
 -- When the next job of `queues` (not paused) becomes ready, and the server's now; one
@@ -332,10 +493,22 @@ VACUUM (SKIP_LOCKED) queue
 DELETE FROM queue WHERE id = $1 AND token = $2
 
 -- name: retry
+-- A job back to waiting keeps its unique key only if no other job took it meanwhile
+-- (a "started" key is free while its job runs); else it goes on without one. Two
+-- rows of one statement with one key: the older keeps it (the "o.id < queue.id"
+-- terms). A copy pushed by a transaction still open is not seen: that race ends in a
+-- unique violation, and PostgresDriver runs the statement again.
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        available_at = %(available_at)s, exception = %(error)s,
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))))
+           THEN NULL ELSE queue.unique_key END
  WHERE id = %(id)s AND token = %(token)s
 
 -- name: fail
@@ -350,7 +523,16 @@ UPDATE queue
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        attempts = greatest(queue.attempts - 1, 0),
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.id = ANY(%(ids)s::bigint[]) AND o.reserved_at IS NOT NULL
+                   AND o.id < queue.id)))
+           THEN NULL ELSE queue.unique_key END
   FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS r(id, token)
  WHERE queue.id = r.id AND queue.token = r.token
 
@@ -358,7 +540,15 @@ UPDATE queue
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        attempts = greatest(attempts - 1, 0),
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.owner = %(owner)s AND o.reserved_at IS NOT NULL AND o.id < queue.id)))
+           THEN NULL ELSE queue.unique_key END
  WHERE owner = %(owner)s AND reserved_at IS NOT NULL
 
 -- name: held_by
@@ -377,7 +567,16 @@ UPDATE queue SET lease_until = extract(epoch FROM now())::float8 + %(lease_s)s
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        exception = 'LeaseExpired: the worker holding this job stopped renewing its lease',
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.reserved_at IS NOT NULL AND o.id < queue.id
+                   AND o.lease_until < extract(epoch FROM now())::float8)))
+           THEN NULL ELSE queue.unique_key END
  WHERE id IN (SELECT id FROM queue
                WHERE reserved_at IS NOT NULL
                  AND lease_until < extract(epoch FROM now())::float8
@@ -427,7 +626,11 @@ SELECT queue,
        count(*) FILTER (WHERE failed_at IS NOT NULL),
        t.now - min(available_at::float8) FILTER (WHERE reserved_at IS NULL
                                                    AND failed_at IS NULL
-                                                   AND available_at::float8 <= t.now)
+                                                   AND available_at::float8 <= t.now),
+       count(*) FILTER (WHERE reserved_at IS NULL AND failed_at IS NULL
+                          AND available_at::float8 <= t.now AND limit_key IS NOT NULL
+                          AND queue_limit_room(limit_key, limit_concurrency, limit_rate,
+                                               limit_window_s) <= 0)
   FROM queue, t
  GROUP BY queue, t.now
  ORDER BY queue
@@ -454,7 +657,17 @@ SELECT id, queue, payload, attempts, 'failed',
 -- name: retry_failed
 UPDATE queue
    SET failed_at = NULL, attempts = 0, available_at = extract(epoch FROM now())::float8,
-       updated_at = extract(epoch FROM now())::float8
+       updated_at = extract(epoch FROM now())::float8,
+       unique_key = CASE WHEN queue.unique_key IS NULL THEN NULL
+                         WHEN EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.failed_at IS NOT NULL AND o.id < queue.id
+                   AND (%(queue)s::text IS NULL OR o.queue = %(queue)s::text)
+                   AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s::bigint[])))))
+           THEN NULL ELSE queue.unique_key END
  WHERE failed_at IS NOT NULL
    AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
    AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
@@ -468,3 +681,64 @@ DELETE FROM queue
 
 -- name: clear
 DELETE FROM queue WHERE queue = %(queue)s AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: tick_lock
+-- Takes the schedule's row lock for the transaction: enqueues of one schedule from
+-- several masters take turns, so each sees what the previous one committed.
+INSERT INTO queue_schedules (job, queue) VALUES (%(job)s, %(queue)s)
+ON CONFLICT (job) DO UPDATE SET queue = excluded.queue
+
+-- name: tick_claim
+INSERT INTO queue_schedule_ticks (job, tick) VALUES (%(job)s, %(tick)s)
+ON CONFLICT DO NOTHING
+RETURNING tick
+
+-- name: tick_waiting
+SELECT 1 FROM queue_schedules s JOIN queue q ON q.id = s.last_job_id
+ WHERE s.job = %(job)s AND q.reserved_at IS NULL AND q.failed_at IS NULL
+
+-- name: tick_insert
+-- The job, and the schedule's last tick and job, in one statement. A plain insert: the
+-- unique and limit columns keep their NULL defaults, unless the payload names a
+-- "unique_key" (queue_unique_from_payload fills it, as for any raw INSERT); a key still
+-- held then inserts nothing (the tick counts as skipped) instead of failing the tick.
+WITH job AS (
+    INSERT INTO queue (queue, payload, available_at, created_at, updated_at)
+    VALUES (%(queue)s, %(payload)s, %(available_at)s,
+            extract(epoch FROM now())::float8, extract(epoch FROM now())::float8)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), noted AS (
+    UPDATE queue_schedules
+       SET last_tick = greatest(coalesce(last_tick, 0), %(tick)s),
+           last_job_id = coalesce((SELECT id FROM job), last_job_id)
+     WHERE job = %(job)s
+)
+SELECT id FROM job
+
+-- name: tick_prune
+DELETE FROM queue_schedule_ticks WHERE job = %(job)s AND tick < %(before)s
+
+-- name: last_ticks
+SELECT job, last_tick FROM queue_schedules
+ WHERE last_tick IS NOT NULL AND job = ANY(%(jobs)s::text[])
+
+-- name: jobs
+-- One page of a state's jobs for the dashboard; {state} and {order} are fixed fragments
+-- chosen by the driver (never user text). The job filter is a regular expression on the
+-- text (built by the driver from the JSON-encoded name), because a cast to jsonb would
+-- fail the whole page on one payload that is not JSON.
+WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
+SELECT id, queue, payload, attempts, {label},
+       available_at::float8, reserved_at, failed_at, exception, created_at::float8
+  FROM queue, t
+ WHERE {state} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+   AND (%(job)s::text IS NULL OR payload ~ %(job)s::text)
+ ORDER BY {order}
+ LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_jobs
+WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
+SELECT count(*) FROM queue, t
+ WHERE {state} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+   AND (%(job)s::text IS NULL OR payload ~ %(job)s::text)

@@ -37,8 +37,13 @@ class PgSession:
         dsn: str,
         description: str,
         on_connect: Callable[[psycopg.Connection], None] | None = None,
+        pooled: bool | None = False,
     ) -> None:
         self.dsn = dsn
+        #: Whether the DSN is a transaction pooler (PgBouncer), where consecutive
+        #: transactions may run on different server connections, so nothing may rest
+        #: on session state: None = find out at the first connection.
+        self.pooled = pooled
         self.description = description
         self.on_connect = on_connect
         #: Notifications received while a query ran (psycopg hands them to a handler).
@@ -74,6 +79,10 @@ class PgSession:
                 self._drop()
             raise
 
+    def is_open(self) -> bool:
+        """Whether a connection of this process is open now (nothing is opened)."""
+        return self._pid == os.getpid() and self._conn is not None and not self._conn.closed
+
     @property
     def async_commit(self) -> bool:
         """Whether this connection commits without waiting for the WAL flush."""
@@ -94,11 +103,33 @@ class PgSession:
         claims on every wake-up), that plan seq-scans and sorts the whole table on every
         claim once a backlog arrives, until the next VACUUM or ANALYZE (measured: a
         drain 8x slower). Every statement a worker runs has an index to use."""
+        if self.pooled:
+            return  # worker_transaction() sets them per transaction instead
         if not self._async_commit:
             conn.execute("SET synchronous_commit = off")
             conn.execute("SET enable_seqscan = off")
             conn.execute("SET enable_bitmapscan = off")
             self._async_commit = True
+
+    @contextmanager
+    def worker_transaction(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Around a claim or an ack: on a pooled connection, one transaction that sets
+        what set_async_commit() sets for the session on a direct one (SET LOCAL lasts
+        until its COMMIT, so it never reaches another client of the pooler). On a
+        direct connection nothing: the statement stays one round trip."""
+        if not self.pooled:
+            yield
+            return
+        pgconn = conn.pgconn
+        _check(pgconn, pgconn.exec_(_WORKER_BEGIN))
+        try:
+            yield
+        except BaseException:
+            if pgconn.status == pq.ConnStatus.OK and \
+                    pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
+                pgconn.exec_(b"ROLLBACK")
+            raise
+        _check(pgconn, pgconn.exec_(b"COMMIT"))
 
     # The statements run once per job (claim, ack) go straight through libpq, psycopg's
     # own `pq` layer, prepared once per connection: psycopg's execute() spends about
@@ -126,6 +157,11 @@ class PgSession:
         self, conn: psycopg.Connection, name: str, sql: str, params: Sequence[bytes]
     ) -> pq.abc.PGresult:
         pgconn = conn.pgconn
+        if self.pooled:
+            # the unnamed statement: parsed each time, but held by no server session
+            result = pgconn.exec_params(sql.encode(), list(params))
+            _check(pgconn, result)
+            return result
         if name not in self._prepared:
             _check(pgconn, pgconn.prepare(name.encode(), sql.encode()))
             self._prepared.add(name)
@@ -184,6 +220,10 @@ class PgSession:
             self._failed()
             raise BackendUnavailable(self.description, self._reason(exc)) from exc
         conn.add_notify_handler(self._collect)
+        if self.pooled is None:
+            self.pooled = _behind_a_proxy(conn)
+        if self.pooled:
+            conn.prepare_threshold = None  # psycopg's own automatic prepares, too
         self._conn = conn
         self._listening = self._async_commit = False
         self._prepared.clear()
@@ -258,6 +298,23 @@ def _check(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
     if pgconn.status != pq.ConnStatus.OK:
         raise psycopg.OperationalError(pgconn.error_message.decode(errors="replace"))
     raise psycopg.errors.error_from_result(result, encoding="utf-8")
+
+
+_WORKER_BEGIN = (b"BEGIN; SET LOCAL synchronous_commit = off; "
+                 b"SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+
+
+def _behind_a_proxy(conn: psycopg.Connection) -> bool:
+    """Whether the server answers on another port than the one connected to: a pooler
+    (PgBouncer) or a proxy is in between. A Unix socket (no port) is direct."""
+    row = conn.execute("SELECT inet_server_port()").fetchone()
+    server_port = row[0] if row else None
+    if server_port is None:
+        return False
+    try:
+        return int(conn.info.port) != int(server_port)
+    except (TypeError, ValueError):
+        return False
 
 
 def _password_of(dsn: str) -> str:

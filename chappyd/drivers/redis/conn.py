@@ -14,8 +14,10 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
+from chappyd.drivers.redis import cluster
 from chappyd.drivers.redis.keys import KeyLayout
 from chappyd.drivers.redis.scripts import Call, run, run_many
+from chappyd.drivers.redis.topology import CLUSTER, SENTINEL, kind_of
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -48,8 +50,13 @@ def _unavailable_errors() -> tuple[type[Exception], ...]:
     # READONLY is a replica we were failed over to; NOPERM an ACL that forbids a command.
     # OutOfMemoryError exists from redis-py 5 (4.3 leaves "OOM ..." in a ResponseError)
     oom = getattr(exceptions, "OutOfMemoryError", exceptions.ConnectionError)
+    # a Cluster mid-failover: slots not served (CLUSTERDOWN), moved more often than
+    # followed, TRYAGAIN while a slot migrates, no reachable node to read the map from
+    cluster = (exceptions.ClusterDownError, exceptions.ClusterError, exceptions.MovedError,
+               exceptions.AskError, exceptions.TryAgainError,
+               exceptions.RedisClusterException)
     return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError,
-            exceptions.NoPermissionError, oom)
+            exceptions.NoPermissionError, oom, *cluster)
 
 
 def _response_error() -> type[Exception]:
@@ -108,6 +115,8 @@ class RedisConnection:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.redis_url
+        #: plain, cluster or sentinel (topology.py)
+        self.topology = kind_of(self.url)
         self.description = settings.backend_description
         self._password = settings.redis_password
         self.keys = KeyLayout(settings.redis_prefix)
@@ -127,21 +136,35 @@ class RedisConnection:
             # a connection inherited over fork() must never be used (docs/design.md §4); ids
             # of a block inherited over fork() would be handed out twice
             self._reset()
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            pool = redis.ConnectionPool.from_url(
-                self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-                socket_connect_timeout=CONNECT_TIMEOUT_S,
-                # never re-send a command by itself: a push sent twice is two jobs. A
-                # failure is BackendUnavailable; reserve recovers a lost reply itself.
-                retry=Retry(NoBackoff(), 0),
-            )
-            # one process, one thread: holding the one connection saves the pool's
-            # check-out/check-in on every command (a worker sends about 1.1 per job)
-            self._client = redis.Redis(connection_pool=pool, single_connection_client=True)
+            self._client = self._open()
         return self._client
+
+    def _open(self) -> redis.Redis:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from chappyd.drivers.redis import topology
+
+        options = {
+            "decode_responses": True, "socket_timeout": SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            # never re-send a command by itself: a push sent twice is two jobs. A
+            # failure is BackendUnavailable; reserve recovers a lost reply itself.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if self.topology == CLUSTER:
+            return topology.cluster_client(self.url, **options)  # type: ignore[return-value]
+        if self.topology == SENTINEL:
+            return topology.sentinel_client(self.url, **options)
+        if self.url.lower().startswith("unix:"):
+            # redis-py 4.3's Unix socket connection takes no connect timeout (a local
+            # connect does not hang anyway)
+            del options["socket_connect_timeout"]
+        pool = redis.ConnectionPool.from_url(self.url, **options)
+        # one process, one thread: holding the one connection saves the pool's
+        # check-out/check-in on every command (a worker sends about 1.1 per job)
+        return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     def _reset(self) -> None:
         self._client = None
@@ -166,7 +189,10 @@ class RedisConnection:
         if client is not None and self._pid == os.getpid():
             # closing a broken socket may fail again; there is nothing left to save
             with suppress(Exception):
-                client.connection_pool.disconnect()
+                if self.topology == CLUSTER:
+                    client.close()  # every node's pool; the next client reads the map
+                else:
+                    client.connection_pool.disconnect()
         # the server may have restarted without its data: register queues again, and
         # take a fresh id block (a reset counter would hand out our block's ids again)
         self._registered.clear()
@@ -180,15 +206,36 @@ class RedisConnection:
         self._drop_client()
 
     # -- scripts ---------------------------------------------------------------
+    @property
+    def on_cluster(self) -> bool:
+        return self.topology == CLUSTER
+
     def run(self, call: Call) -> object:
         with self.guard() as client:
-            return run(client, call)
+            return self.run_on(client, call)
+
+    def run_on(self, client: redis.Redis, call: Call) -> object:
+        """One script call on `client` (this connection's), on a Cluster on the node
+        that owns the call's slot."""
+        if self.on_cluster:
+            return cluster.run_call(client, call)  # type: ignore[arg-type]
+        return run(client, call)
 
     def run_many(self, calls: Sequence[Call], before: Sequence[tuple] = ()) -> list:
         if not calls and not before:
             return []
         with self.guard() as client:
+            if self.on_cluster:
+                return cluster.run_calls(client, calls, before)  # type: ignore[arg-type]
             return run_many(client, calls, before)
+
+    def load_scripts(self, sources: Sequence[str]) -> None:
+        """SCRIPT LOAD on the server, on a Cluster on every primary."""
+        with self.guard() as client:
+            targets = cluster.primaries(client) if self.on_cluster else [client]  # type: ignore[arg-type]
+            for target in targets:
+                for source in sources:
+                    target.script_load(source)
 
     def registering(self, queues: Sequence[str]) -> list[tuple]:
         """Commands that add `queues` to the queue index, for the first use of each

@@ -12,15 +12,23 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from chappyd.config import Settings
-from chappyd.drivers.base import NewJob, Reservation
+from chappyd.drivers.base import (
+    TICK_RECORD_S,
+    ExistingId,
+    NewJob,
+    Reservation,
+    TickOutcome,
+    TickResult,
+)
+from chappyd.drivers.redis import cluster
 from chappyd.drivers.redis.admin import RedisAdmin
 from chappyd.drivers.redis.conn import SOCKET_TIMEOUT_S
-from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run, run_after, script
+from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run_after, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -46,7 +54,17 @@ PUSH_CHUNK = 1000
 #: expire_leases takes back at most this many jobs per queue per call.
 EXPIRE_PER_CALL = 1000
 PUSH_READY = script("push_ready")
+ENQUEUE_TICK = script("enqueue_tick")
+#: On a Cluster an idle worker of several queues blocks on the first queue's wake list
+#: this long at a time, looking at the other queues' in between (see _wait_cluster).
+CLUSTER_WAKE_SLICE_S = 0.1
 LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
+#: Why push(conn=...) cannot work here, and what to do instead.
+REFUSED_CONN = (
+    "conn= needs a PostgreSQL or SQLite queue: Redis cannot take part in your "
+    "database's transaction, so a job pushed there could outlive a rollback; with "
+    "Redis, push after the commit instead (e.g. Django's transaction.on_commit), "
+    "see docs/transactions.md")
 
 
 class RedisDriver(RedisAdmin):
@@ -69,17 +87,21 @@ class RedisDriver(RedisAdmin):
     def migrate(self) -> None:
         """Nothing to create: keys appear on first write. Checks the connection and
         loads every script so the first real call needs no SCRIPT LOAD."""
-        with self.guard() as client:
-            for name in ALL_SCRIPTS:
-                client.script_load(script(name).source)
+        self.load_scripts([script(name).source for name in ALL_SCRIPTS])
 
     def schema_sql(self) -> str:
         return ""
 
     # -- producers --------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        if conn is not None:
+            raise ValueError(REFUSED_CONN)
         if not jobs:
             return []
+        if any(job.unique_key is not None or job.limit is not None for job in jobs):
+            return self._push_full(queue, jobs)
         if len(jobs) == 1 and queue in self._registered:
             now = time.time()
             if jobs[0].available_at <= now:
@@ -103,15 +125,70 @@ class RedisDriver(RedisAdmin):
         self.registered([queue])
         return ids
 
+    def _push_full(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """A batch with unique keys: push_full.lua creates only the jobs whose key is
+        free in the queue and names the holder of each other one."""
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            ids = self.take_ids(client, len(jobs))
+        calls = []
+        for start in range(0, len(jobs), PUSH_CHUNK):
+            chunk_ids = ids[start:start + PUSH_CHUNK]
+            args: list[str | float] = []
+            for job_id, job in zip(chunk_ids, jobs[start:start + PUSH_CHUNK], strict=True):
+                args += [job_id, job.payload, repr(float(job.available_at)),
+                         job.unique_key or "", job.unique_until or "done", *_limit_args(job)]
+            keys = [k.ready, k.delayed, k.wake, k.unique, k.job_prefix,
+                    *(k.job(i) for i in chunk_ids)]
+            calls.append(Call(script("push_full"), keys, args))
+        # chunks run in order in one pipeline: a later chunk sees the keys of earlier ones
+        before = self.registering([queue])
+        # one call and nothing to register: straight to the connection, no pipeline object
+        results = (self.run_many(calls, before) if before or len(calls) > 1
+                   else [self.run(calls[0])])
+        self.registered([queue])
+        out: list[str] = list(ids)
+        for start, result in zip(range(0, len(jobs), PUSH_CHUNK), results, strict=True):
+            for i in range(1, len(result), 2):
+                out[start + int(result[i]) - 1] = ExistingId(result[i + 1])
+        return out
+
     def _push_ready(self, queue: str, job: NewJob, now: float) -> str:
         """One job that is ready now: the one-by-one push, the producer path a web
         request takes. One round trip with a script half as costly as push.lua."""
         k = self.keys.queue(queue)
         with self.guard() as client:
             job_id = self.take_ids(client, 1)[0]
-            run(client, Call(PUSH_READY, (k.ready, k.wake, k.job_prefix + job_id),
-                             (job_id, job.payload, repr(job.available_at), repr(now))))
+            self.run_on(client, Call(PUSH_READY, (k.ready, k.wake, k.job_prefix + job_id),
+                                     (job_id, job.payload, repr(job.available_at), repr(now))))
         return job_id
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        k = self.keys.queue(queue)
+        with self.guard() as client:
+            job_id = self.take_ids(client, 1)[0]
+        keys = [k.ready, k.delayed, k.wake, k.job(job_id), k.tick(job_name, tick),
+                k.schedules, k.schedule_runs, k.job_prefix]
+        args = [job_name, tick, job_id, job.payload, repr(float(job.available_at)),
+                TICK_RECORD_S, "1" if skip_if_waiting else "0"]
+        call = Call(ENQUEUE_TICK, keys, args)
+        before = self.registering([queue])
+        result = self.run_many([call], before)[0] if before else self.run(call)
+        self.registered([queue])
+        outcome = TickOutcome(_text(result[0]))
+        return TickResult(outcome, _text(result[1]) if len(result) > 1 else None)
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        names = list(jobs)
+        with self.guard() as client:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.hget(self.keys.queue(jobs[name]).schedules, name)
+            found = pipe.execute()
+        return {name: int(tick) for name, tick in zip(names, found, strict=True)
+                if tick is not None}
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -126,6 +203,8 @@ class RedisDriver(RedisAdmin):
             recovered = self._recover_lost_reserve()
             if recovered:
                 return recovered
+        if self.on_cluster and len(queues) > 1:
+            return self._reserve_each(queues, owner, lease_s, limit)
         call = self._reserve_call(queues, owner, lease_s, limit)
         before = self.registering(queues)
         try:
@@ -141,12 +220,39 @@ class RedisDriver(RedisAdmin):
         self._last_request = (tuple(queues), owner, lease_s, limit)
         return taken
 
+    def _reserve_each(self, queues: Sequence[str], owner: str, lease_s: float,
+                      limit: int) -> list[Reservation]:
+        """On a Cluster: one reserve script per queue, in priority order, until `limit`
+        jobs are taken (a script touches one queue's slot only). When a call fails after
+        others took jobs, those are handed out and the lost one is recovered next time."""
+        before = self.registering(queues)
+        if before:
+            self.run_many([], before)
+        taken: list[Reservation] = []
+        for queue in queues:
+            call = self._reserve_call([queue], owner, lease_s, limit - len(taken))
+            try:
+                result = self.run(call)
+            except BackendUnavailable:
+                self._lost_reserve = (owner, str(call.args[5]))  # see reserve()
+                if taken:
+                    return taken
+                raise
+            taken += self._reserved(result)
+            if len(taken) >= limit:
+                break
+        self.registered(queues)
+        self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
+        self._last_request = (tuple(queues), owner, lease_s, limit)
+        return taken
+
     def _reserve_call(self, queues: Sequence[str], owner: str, lease_s: float,
                       limit: int) -> Call:
         keys: list[str] = []
         for queue in queues:
             k = self.keys.queue(queue)
-            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix]
+            keys += [k.ready, k.delayed, k.inflight, k.paused, k.intake, k.wake, k.job_prefix,
+                     k.unique, k.limited, k.limit_prefix]
         with self.guard() as client:
             first_id = self.spare_ids(client, INTAKE_PER_CALL)
         args = [owner, repr(float(lease_s)), limit, first_id, INTAKE_PER_CALL,
@@ -187,6 +293,9 @@ class RedisDriver(RedisAdmin):
         back any that were never handed out."""
         deadline = time.monotonic() + min(timeout_s, SOCKET_TIMEOUT_S - 2.0)
         wake_keys = [self.keys.queue(q).wake for q in queues]
+        if self.on_cluster:
+            self._wait_cluster(wake_keys, queues, deadline)
+            return
         request = self._last_request if self._last_request and not self._pending else None
         if request is not None and request[0] != tuple(queues):
             request = None
@@ -202,6 +311,48 @@ class RedisDriver(RedisAdmin):
                         return
                 if popped is None or popped[1] != "d":
                     return
+
+    def _wait_cluster(self, wake_keys: list[str], queues: Sequence[str],
+                      deadline: float) -> None:
+        """wait() on a Cluster, where one BRPOP cannot name keys of several slots: it
+        blocks on the first (highest-priority) queue's wake list for at most
+        CLUSTER_WAKE_SLICE_S, and between two blocks pops one marker of each other queue
+        (one pipelined round trip per node). A push to the first queue wakes the worker
+        at once, one to another queue within a slice. One blocking connection per queue
+        would wake at once for all, but costs a connection per queue per worker and a
+        thread or a poll loop to watch them; the slice costs an idle worker of several
+        queues about 40 round trips a second, and a worker of one queue nothing."""
+        with self.guard() as client:
+            first = cluster.node_client(client, wake_keys[0])  # type: ignore[arg-type]
+            while (block_s := min(deadline - time.monotonic(),
+                                  self._due_in_cluster(client, queues))) > 0:
+                if len(wake_keys) > 1:
+                    pipe = client.pipeline()
+                    for key in wake_keys[1:]:
+                        pipe.rpop(key)
+                    markers = pipe.execute()
+                    if "1" in markers:
+                        return
+                    if "d" in markers:
+                        continue  # a delayed job was added: read the next due time again
+                    block_s = min(block_s, CLUSTER_WAKE_SLICE_S)
+                popped = first.execute_command("BRPOP", wake_keys[0], max(block_s, 0.01))
+                if popped is not None and popped[1] != "d":
+                    return
+                if popped is None and len(wake_keys) == 1:
+                    return
+
+    def _due_in_cluster(self, client: redis.Redis, queues: Sequence[str]) -> float:
+        """_due_in on a Cluster: the clock of the first queue's node (the nodes' clocks
+        agree to NTP's precision), the delayed zsets read per node."""
+        node = cluster.node_client(client, self.keys.queue(queues[0]).delayed)  # type: ignore[arg-type]
+        seconds, micros = node.time()
+        pipe = client.pipeline()
+        for queue in queues:
+            pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
+        firsts = pipe.execute()
+        now = seconds + micros / 1e6
+        return min((first[0][1] - now for first in firsts if first), default=float("inf"))
 
     def _pop_then_reserve(self, client: redis.Redis, brpop: tuple,
                           request: tuple[tuple[str, ...], str, float, int]) -> object:
@@ -222,24 +373,28 @@ class RedisDriver(RedisAdmin):
         pipe.time()
         for queue in queues:
             pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
+            # a limit key whose parked jobs may get room then (0: a running one ended)
+            pipe.zrange(self.keys.queue(queue).limited, 0, 0, withscores=True)
         (seconds, micros), *firsts = pipe.execute()
         now = seconds + micros / 1e6
         return min((first[0][1] - now for first in firsts if first), default=float("inf"))
 
     def ack(self, reservation: Reservation) -> bool:
         k = self.keys.queue(reservation.queue)
-        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight],
+        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight, k.unique,
+                                             k.limited, k.wake],
                              [reservation.id, reservation.token])) == 1
 
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         k = self.keys.queue(reservation.queue)
-        keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake]
+        keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake, k.unique,
+                k.limited]
         args = [reservation.id, reservation.token, repr(float(available_at)), error]
         return self.run(Call(script("retry"), keys, args)) == 1
 
     def fail(self, reservation: Reservation, error: str) -> bool:
         k = self.keys.queue(reservation.queue)
-        keys = [k.job(reservation.id), k.inflight, k.failed]
+        keys = [k.job(reservation.id), k.inflight, k.failed, k.unique, k.limited, k.wake]
         return self.run(Call(script("fail"), keys,
                              [reservation.id, reservation.token, error])) == 1
 
@@ -250,7 +405,8 @@ class RedisDriver(RedisAdmin):
         calls = []
         for queue, group in by_queue.items():
             k = self.keys.queue(queue)
-            keys = [k.inflight, k.ready, k.wake, *(k.job(r.id) for r in group)]
+            keys = [k.inflight, k.ready, k.wake, k.unique, k.limited,
+                    *(k.job(r.id) for r in group)]
             args = [value for r in group for value in (r.id, r.token)]
             calls.append(Call(script("release"), keys, args))
         return sum(self.run_many(calls))
@@ -270,6 +426,13 @@ class RedisDriver(RedisAdmin):
         queues = self.known_queues()
         if not queues:
             return [] if name == "held_by" else 0
+        if self.on_cluster:  # one slot per script: one call per queue, pipelined per node
+            results = self.run_many([Call(
+                script(name), [getattr(self.keys.queue(q), part) for part in parts],
+                [*args, q] if name == "held_by" else list(args)) for q in queues])
+            if name == "held_by":
+                return [value for result in results for value in result]
+            return sum(int(result) for result in results)
         keys = [getattr(self.keys.queue(q), part) for q in queues for part in parts]
         extra = queues if name == "held_by" else []
         return self.run(Call(script(name), keys, [*args, *extra]))
@@ -286,11 +449,23 @@ class RedisDriver(RedisAdmin):
 
     def release_owner(self, owner: str) -> int:
         return int(self._owner_call("release_owner", [owner],
-                                    "inflight", "ready", "wake", "job_prefix"))
+                                    "inflight", "ready", "wake", "job_prefix", "unique",
+                                    "limited"))
 
     def expire_leases(self) -> int:
         return int(self._owner_call("expire_leases", [LEASE_EXPIRED, EXPIRE_PER_CALL],
-                                    "inflight", "ready", "wake", "job_prefix"))
+                                    "inflight", "ready", "wake", "job_prefix", "unique",
+                                    "limited"))
+
+
+def _limit_args(job: NewJob) -> list[str]:
+    """push_full.lua's limit fields of `job`: key, concurrency, rate, window ('' = none)."""
+    limit = job.limit
+    if limit is None:
+        return ["", "", "", ""]
+    return [limit.key, "" if limit.concurrency is None else str(limit.concurrency),
+            "" if limit.rate is None else str(limit.rate),
+            "" if limit.window_s is None else repr(limit.window_s)]
 
 
 def _reservations(flat: Sequence) -> list[Reservation]:
@@ -299,3 +474,7 @@ def _reservations(flat: Sequence) -> list[Reservation]:
                     float(flat[i + 5]))
         for i in range(0, len(flat), 6)
     ]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -29,9 +29,18 @@ class QueueKeys:
     wake: str  # list of wake-up markers idle workers block on
     job_prefix: str  # + id: the job's hash
     intake: str  # the plain list Chappy.php producers LPUSH raw payloads onto
+    schedules: str  # hash job name -> its schedule's last enqueued tick (unix s)
+    schedule_runs: str  # hash job name -> id of the job enqueued for that tick
+    tick_prefix: str  # + "<tick>:<job name>": a tick's dedup record (expires)
+    unique: str  # hash unique key -> id of the job holding it (see push_full.lua)
+    limited: str  # zset limit key -> when to look at its parked jobs again (reserve.lua)
+    limit_prefix: str  # + limit key + ':parked' (list of ids), + ':starts' (zset)
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id
+
+    def tick(self, job_name: str, tick: int) -> str:
+        return f"{self.tick_prefix}{tick}:{job_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,10 @@ class KeyLayout:
                 queue=name, ready=base + "ready", delayed=base + "delayed",
                 inflight=base + "inflight", failed=base + "failed", paused=base + "paused",
                 wake=base + "wake", job_prefix=base + "job:", intake=name,
+                schedules=base + "schedules", schedule_runs=base + "schedule_runs",
+                tick_prefix=base + "tick:",
+                unique=base + "unique", limited=base + "limited",
+                limit_prefix=base + "limit:",
             )
             self._queues[name] = keys
         return keys

@@ -93,9 +93,11 @@ def run(client: redis.Redis, call: Call) -> Any:
         raise
 
 
-def run_many(client: redis.Redis, calls: Sequence[Call], before: Sequence[tuple] = ()) -> list:
+def run_many(client: redis.Redis, calls: Sequence[Call], before: Sequence[tuple] = (),
+             raise_errors: bool = True) -> list:
     """Run plain commands `before` (name, *args), then `calls`, in one pipelined round
-    trip; returns the results of `calls`. Script errors are raised."""
+    trip; returns the results of `calls`. Script errors are raised (or, with
+    raise_errors=False, left in the list in place of a result)."""
     results = _pipeline(client, before, calls)[len(before):]
     missing = [i for i, result in enumerate(results) if _is_noscript(result)]
     if missing:
@@ -104,6 +106,8 @@ def run_many(client: redis.Redis, calls: Sequence[Call], before: Sequence[tuple]
         again = _pipeline(client, (), [calls[i] for i in missing])
         for i, result in zip(missing, again, strict=True):
             results[i] = result
+    if not raise_errors:
+        return results
     for result in results:
         if isinstance(result, Exception):
             raise result
@@ -132,6 +136,6 @@ def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call
     return list(pipe.execute(raise_on_error=False))
 
 
-ALL_SCRIPTS = ("push", "push_ready", "reserve", "ack", "retry", "fail", "release", "held_by",
-               "extend_leases", "release_owner", "expire_leases", "stats", "retry_failed",
-               "forget", "clear")
+ALL_SCRIPTS = ("push", "push_ready", "push_full", "reserve", "ack", "retry", "fail",
+               "release", "held_by", "extend_leases", "release_owner", "expire_leases",
+               "stats", "retry_failed", "forget", "clear", "enqueue_tick")

@@ -11,15 +11,20 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from chappyd.config import Settings
 from chappyd.drivers.base import (
+    TICK_RECORD_S,
+    ExistingId,
     JobRecord,
+    JobState,
     NewJob,
     QueueStats,
     Reservation,
+    TickOutcome,
+    TickResult,
     WorkerInfo,
     job_state,
     listed_queues,
@@ -28,11 +33,10 @@ from chappyd.drivers.base import (
 )
 from chappyd.drivers.sqlfile import load_queries
 from chappyd.drivers.sqlite import opening
+from chappyd.drivers.sqlite.migrate import SCHEMA_BLOCKS, apply_schema
 from chappyd.errors import BackendUnavailable, BackendUnusable, SchemaMissing
 
 Q = load_queries(__package__, "schema.sql")
-#: PRAGMA user_version once the schema is complete (2: time strings normalised).
-SCHEMA_VERSION = 2
 #: How often an idle worker looks for a commit by another process: often right after
 #: it ran out of work (jobs tend to come in bursts), then less often (idle CPU).
 WAKE_POLL_BUSY_S = 0.001
@@ -83,7 +87,7 @@ class SqliteDriver:
             # roll back the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
             if self.auto_migrate:
-                self.adoption_note = _apply_schema(conn, self.description)
+                self.adoption_note = apply_schema(conn, self.description)
         except sqlite3.Error as exc:
             if "readonly database" in str(exc):  # a file or directory we may not write
                 raise BackendUnusable(self.description, f"{self.path}: {exc}") from exc
@@ -136,24 +140,86 @@ class SqliteDriver:
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> str | None:
         with self._guard() as conn:
-            note = _apply_schema(conn, self.description) or self.adoption_note
+            note = apply_schema(conn, self.description) or self.adoption_note
         self.adoption_note = None
         return note
 
     def schema_sql(self) -> str:
-        return Q["schema"] + "\n\n" + Q["migration_2"] + "\n"
+        return "\n\n".join(Q[name] for name in SCHEMA_BLOCKS) + "\n"
 
     # -- producers --------------------------------------------------------------
-    def push_many(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        now = time.time()
+    def push_many(
+        self, queue: str, jobs: Sequence[NewJob], conn: object | None = None
+    ) -> list[str]:
+        """With `conn` (the caller's connection to this file), the rows are written by it
+        in its transaction, which the caller commits (idle workers see the commit)."""
+        if conn is not None:
+            return _insert(self._caller(conn), queue, jobs)
+        with self._write() as own:
+            return _insert(own, queue, jobs)
+
+    def _caller(self, conn: object) -> sqlite3.Connection:
+        """`conn`, checked: ValueError unless it is an open sqlite3 connection to this
+        queue's file, with the schema in it."""
+        if not isinstance(conn, sqlite3.Connection):
+            kind = f"{type(conn).__module__}.{type(conn).__qualname__}"
+            raise ValueError(f"conn= must be a sqlite3.Connection to the queue's file "
+                             f"{self.path}, not {kind}")
+        try:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            files = {row[1]: row[2] for row in cursor.execute("PRAGMA database_list")}
+            has_table = cursor.execute(Q["has_queue_table"]).fetchone() is not None
+        except sqlite3.ProgrammingError as exc:  # closed, or another thread's
+            raise ValueError(f"conn= cannot be used: {exc}") from exc
+        theirs = files.get("main") or ":memory:"
+        if theirs == ":memory:" or os.path.realpath(theirs) != os.path.realpath(self.path):
+            raise ValueError(f"conn= is connected to {theirs}, the queue is in {self.path}")
+        if not has_table and self.auto_migrate:
+            self.migrate()  # on chappyd's own connection: the caller's stays untouched
+            has_table = cursor.execute(Q["has_queue_table"]).fetchone() is not None
+        if not has_table:
+            raise ValueError(f"conn= reaches {theirs}, which has no chappyd queue table "
+                             f"yet (run `chappyctl migrate`)")
+        return conn
+
+    # -- periodic jobs ----------------------------------------------------------
+    def enqueue_tick(self, queue: str, job_name: str, tick: int, job: NewJob,
+                     skip_if_waiting: bool = True) -> TickResult:
+        # one BEGIN IMMEDIATE: the tick's row and its job exist together or not at all
+        params = {"job": job_name, "tick": tick, "queue": queue}
         with self._write() as conn:
-            return [
-                str(conn.execute(Q["insert"], {
-                    "queue": queue, "payload": job.payload,
-                    "available_at": job.available_at, "now": now,
-                }).fetchone()[0])
-                for job in jobs
-            ]
+            if conn.execute(Q["tick_claim"], params).fetchone() is None:
+                return TickResult(TickOutcome.DUPLICATE)
+            conn.execute(Q["tick_prune"], {**params, "before": tick - TICK_RECORD_S})
+            if skip_if_waiting and conn.execute(Q["tick_waiting"], params).fetchone():
+                return TickResult(TickOutcome.SKIPPED)
+            now = time.time()
+            row = conn.execute(Q["insert"], _insert_params(queue, job, now)).fetchone()
+            if row is None:  # its unique key is held by an earlier run
+                return TickResult(TickOutcome.SKIPPED)
+            (job_id,) = row
+            conn.execute(Q["tick_enqueued"], {**params, "job_id": job_id})
+        return TickResult(TickOutcome.ENQUEUED, str(job_id))
+
+    def last_ticks(self, jobs: Mapping[str, str]) -> dict[str, int]:
+        # a read-only connection of its own: looking must not create the file or schema
+        if not jobs or not self.path.is_file():
+            return {}
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                rows = conn.execute(Q["last_ticks"], {"jobs": json.dumps(list(jobs))})
+                return {job: int(tick) for job, tick in rows}
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            if str(exc).startswith("no such table"):
+                return {}
+            raise BackendUnavailable(self.description, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(self.description, str(exc)) from exc
 
     # -- workers ----------------------------------------------------------------
     def reserve(
@@ -166,15 +232,17 @@ class SqliteDriver:
             for queue in queues:
                 if queue in paused:
                     continue
-                rows = conn.execute(Q["reserve"], {
-                    "queue": queue, "owner": owner, "lease_s": lease_s, "now": now,
-                    "limit": limit - len(taken),
-                }).fetchall()
-                # RETURNING gives no order guarantee: keep the claim's FIFO order
-                rows.sort(key=lambda row: (row[6], row[0]))
-                taken.extend(
-                    Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows
-                )
+                params = {"queue": queue, "owner": owner, "lease_s": lease_s, "now": now}
+                while len(taken) < limit:
+                    row = conn.execute(Q["reserve"], params).fetchone()
+                    if row is None:
+                        break
+                    if row[8] is not None:  # a rate: this start counts in its window
+                        limited = {"limit_key": row[7], "now": now, "window_s": row[9]}
+                        conn.execute(Q["prune_starts"], limited)
+                        conn.execute(Q["record_start"], limited)
+                    taken.append(Reservation(str(row[0]), row[1], row[2], row[3], row[4],
+                                             row[5]))
                 if len(taken) >= limit:
                     break
         if taken:
@@ -284,7 +352,7 @@ class SqliteDriver:
         paused = self.paused_queues()
         by_queue = {
             r[0]: QueueStats(r[0], r[1], r[2], r[3], r[4], r[0] in paused,
-                             None if r[5] is None else max(0.0, now - r[5]))
+                             None if r[5] is None else max(0.0, now - r[5]), r[6])
             for r in rows
         }
         return listed_queues(by_queue, paused, self.workers())
@@ -322,45 +390,66 @@ class SqliteDriver:
         with self._guard() as conn:
             return conn.execute(Q["clear"], {"queue": queue}).rowcount
 
+    # -- listing (the dashboard) --------------------------------------------------------
+    def jobs(self, state: JobState, queue: str | None = None, job: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        where, order = _STATE_SQL[JobState(state)]
+        now = time.time()
+        with self._guard() as conn:
+            rows = conn.execute(Q["jobs"].format(state=where, order=order), {
+                "queue": queue, "job": job, "now": now, "limit": limit, "offset": offset,
+            }).fetchall()
+        return [_record(row, now) for row in rows]
 
-def _apply_schema(conn: sqlite3.Connection, description: str) -> str | None:
-    """Create or upgrade the schema in one transaction, adopting a queue table that
-    Chappy.php's migration made; a one-line note when it adopted one, else None."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version >= SCHEMA_VERSION:
-        return None
-    # statement by statement: executescript() would commit the transaction first
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        (adopt,) = conn.execute(Q["is_chappy_php_table"]).fetchone()  # under the lock
-        blocks = [Q["schema"], Q["migration_2"]]
-        if adopt:
-            blocks[:1] = [Q["adopt_chappy_php"], Q["schema"], Q["adopt_chappy_php_copy"]]
-        for statement in _statements("\n".join(b.rstrip().rstrip(";") + ";" for b in blocks)):
-            conn.execute(statement)
-        note = _adopted_note(conn, description) if adopt else None
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return note
+    def count_jobs(self, state: JobState, queue: str | None = None,
+                   job: str | None = None) -> int:
+        where, _ = _STATE_SQL[JobState(state)]
+        with self._guard() as conn:
+            (count,) = conn.execute(Q["count_jobs"].format(state=where, order=""), {
+                "queue": queue, "job": job, "now": time.time(),
+            }).fetchone()
+        return int(count)
 
 
-def _statements(script: str) -> Iterator[str]:
-    """The complete SQL statements of `script`, in order (triggers hold ';' inside)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            if pending.strip().strip(";").strip():
-                yield pending
-            pending = ""
+#: Each listed state's condition and its newest-first order (see Driver.jobs).
+_WAITING = "reserved_at IS NULL AND failed_at IS NULL"
+_STATE_SQL = {
+    JobState.READY: (f"{_WAITING} AND available_at <= :now", "available_at DESC, id DESC"),
+    JobState.DELAYED: (f"{_WAITING} AND available_at > :now", "available_at DESC, id DESC"),
+    JobState.RESERVED: ("reserved_at IS NOT NULL AND failed_at IS NULL",
+                        "reserved_at DESC, id DESC"),
+    JobState.FAILED: ("failed_at IS NOT NULL", "failed_at DESC, id DESC"),
+}
 
 
-def _adopted_note(conn: sqlite3.Connection, description: str) -> str:
-    ready, delayed, failed = conn.execute(Q["adopted_counts"], {"now": time.time()}).fetchone()
-    return (f"adopted Chappy.php's queue table in {description}: {ready} ready, "
-            f"{delayed} delayed and {failed} failed jobs kept")
+def _insert(conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+    """Every push's insert, on chappyd's connection or the caller's (whose row factory
+    must not change what comes back). Row by row in one write transaction: a unique key
+    another job holds inserts nothing and returns that job's id, and a later copy in
+    the same batch finds the first."""
+    now = time.time()
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    ids: list[str] = []
+    for job in jobs:
+        params = _insert_params(queue, job, now)
+        row = cursor.execute(Q["insert"], params).fetchone()
+        if row is not None:
+            ids.append(str(row[0]))
+        else:
+            (holder,) = cursor.execute(Q["insert_holder"], params).fetchone()
+            ids.append(ExistingId(holder))
+    return ids
+
+
+def _insert_params(queue: str, job: NewJob, now: float) -> dict[str, object]:
+    limit = job.limit
+    return {"queue": queue, "payload": job.payload, "available_at": job.available_at,
+            "now": now, "unique_key": job.unique_key, "unique_until": job.unique_until,
+            "limit_key": limit.key if limit else None,
+            "limit_concurrency": limit.concurrency if limit else None,
+            "limit_rate": limit.rate if limit else None,
+            "limit_window_s": limit.window_s if limit else None}
 
 
 def _decode_text(raw: bytes) -> str:

@@ -19,7 +19,13 @@ CREATE TABLE IF NOT EXISTS queue (
     updated_at   REAL,
     token        TEXT,
     owner        TEXT,
-    lease_until  REAL
+    lease_until  REAL,
+    unique_key   TEXT,
+    unique_until TEXT,
+    limit_key    TEXT,
+    limit_concurrency INTEGER,
+    limit_rate   INTEGER,
+    limit_window_s REAL
 );
 -- only ready/delayed rows: the claim reads nothing else
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (queue, available_at, id)
@@ -97,6 +103,25 @@ UPDATE queue
  WHERE typeof(available_at) = 'text' OR typeof(reserved_at) = 'text' OR typeof(failed_at) = 'text' OR typeof(created_at) = 'text' OR typeof(updated_at) = 'text';
 PRAGMA user_version = 2;
 
+-- name: migration_3
+-- chappyd 3: periodic jobs.
+-- One row per (job, tick) ever enqueued or skipped: the primary key is
+-- what refuses a second enqueue of a tick. Rows older than a day are pruned.
+CREATE TABLE IF NOT EXISTS queue_schedule_ticks (
+    job  TEXT    NOT NULL,
+    tick INTEGER NOT NULL,
+    PRIMARY KEY (job, tick)
+);
+-- Per schedule: the last enqueued tick (catch-up after downtime) and its job (no
+-- pile-up while that job still waits). Never pruned.
+CREATE TABLE IF NOT EXISTS queue_schedules (
+    job         TEXT PRIMARY KEY,
+    queue       TEXT NOT NULL,
+    last_tick   INTEGER,
+    last_job_id INTEGER
+);
+PRAGMA user_version = 3;
+
 -- name: is_chappy_php_table
 -- A queue table without chappyd's lease columns: Chappy.php's own migration made it.
 SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue')
@@ -125,27 +150,104 @@ SELECT count(*) FILTER (WHERE failed_at IS NULL AND available_at <= :now),
        count(*) FILTER (WHERE failed_at IS NOT NULL)
   FROM queue
 
+-- name: unique_limits_columns
+-- Unique jobs and limits: the columns a table made before them (version 3 or older)
+-- lacks; _apply_schema adds each one missing before migration_4 runs (SQLite has no
+-- ADD COLUMN IF NOT EXISTS). A fresh table gets them from `schema`.
+unique_key TEXT
+unique_until TEXT
+limit_key TEXT
+limit_concurrency INTEGER
+limit_rate INTEGER
+limit_window_s REAL
+
+-- name: migration_4
+-- chappyd 4: unique jobs and limits (the columns: unique_limits_columns above).
+-- Unique jobs: a key is held by at most one job in a blocking state, the states in the
+-- index's predicate: "done" keys while waiting or running (not failed), "started" keys
+-- while waiting (not reserved, not failed). A finished job is deleted and a failed one
+-- leaves the predicate, so the key is free the moment the row changes: no lock to leak.
+CREATE UNIQUE INDEX IF NOT EXISTS queue_unique ON queue (unique_key)
+    WHERE unique_key IS NOT NULL AND failed_at IS NULL
+      AND (unique_until = 'done' OR reserved_at IS NULL);
+-- A raw INSERT whose payload carries "unique_key" (a PHP producer) gets the columns
+-- filled here; a key already held makes it fail with a UNIQUE constraint error.
+CREATE TRIGGER IF NOT EXISTS queue_unique_from_payload AFTER INSERT ON queue
+    WHEN NEW.unique_key IS NULL AND instr(NEW.payload, 'unique_key') > 0
+     AND json_valid(NEW.payload)
+     AND json_type(NEW.payload, '$.unique_key') = 'text'
+BEGIN
+    UPDATE queue SET unique_key = json_extract(NEW.payload, '$.unique_key'),
+                     unique_until = CASE json_extract(NEW.payload, '$.unique_until')
+                                    WHEN 'started' THEN 'started' ELSE 'done' END
+     WHERE id = NEW.id;
+END;
+
+-- Limits: running jobs are counted from the rows themselves (reserved rows with the
+-- same limit key), so no counter can be left behind by a process that dies; starts
+-- within a rate's window are rows of queue_starts, pruned by the claim.
+CREATE INDEX IF NOT EXISTS queue_limit_running ON queue (limit_key)
+    WHERE reserved_at IS NOT NULL AND limit_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue_starts (
+    limit_key  TEXT NOT NULL,
+    started_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_starts_by_key ON queue_starts (limit_key, started_at);
+PRAGMA user_version = 4;
+
 -- name: insert
-INSERT INTO queue (queue, payload, available_at, created_at, updated_at)
-VALUES (:queue, :payload, :available_at, :now, :now)
+-- A key another job holds inserts nothing (then insert_holder finds that job, in the
+-- same write transaction: nothing can change in between).
+INSERT INTO queue (queue, payload, available_at, created_at, updated_at, unique_key,
+                   unique_until, limit_key, limit_concurrency, limit_rate, limit_window_s)
+VALUES (:queue, :payload, :available_at, :now, :now, :unique_key, :unique_until,
+        :limit_key, :limit_concurrency, :limit_rate, :limit_window_s)
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND failed_at IS NULL
+      AND (unique_until = 'done' OR reserved_at IS NULL)
+DO NOTHING
 RETURNING id
+
+-- name: insert_holder
+SELECT id FROM queue
+ WHERE unique_key = :unique_key AND unique_key IS NOT NULL AND failed_at IS NULL
+   AND (unique_until = 'done' OR reserved_at IS NULL)
 
 -- name: reserve
 -- Charges the attempt at reservation, so a job that kills its worker runs out of tries.
+-- A job whose limit is full is skipped (no attempt, never reserved) and the next ones
+-- are taken: no job waits behind it. One row per run, so that each sees the last.
 UPDATE queue
    SET attempts = attempts + 1, reserved_at = :now, lease_until = :now + :lease_s,
        token = lower(hex(randomblob(12))), owner = :owner, updated_at = :now
- WHERE id IN (SELECT id FROM queue
+ WHERE id IN (SELECT id FROM queue q
                WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL
                  AND available_at <= :now
+                 AND (limit_key IS NULL OR ((limit_concurrency IS NULL OR limit_concurrency > (
+                      SELECT count(*) FROM queue r
+                       WHERE r.limit_key = q.limit_key AND r.reserved_at IS NOT NULL
+                         AND r.limit_key IS NOT NULL))
+                 AND (limit_rate IS NULL OR limit_rate > (
+                      SELECT count(*) FROM queue_starts s
+                       WHERE s.limit_key = q.limit_key
+                         AND s.started_at > :now - q.limit_window_s))))
                ORDER BY available_at, id
-               LIMIT :limit)
-RETURNING id, queue, payload, attempts, token, reserved_at, available_at
+               LIMIT 1)
+RETURNING id, queue, payload, attempts, token, reserved_at, available_at, limit_key,
+          limit_rate, limit_window_s
+
+-- name: record_start
+INSERT INTO queue_starts (limit_key, started_at) VALUES (:limit_key, :now)
+
+-- name: prune_starts
+DELETE FROM queue_starts WHERE limit_key = :limit_key AND started_at <= :now - :window_s
 
 -- name: next_available_at
 SELECT min(available_at) FROM queue
  WHERE queue IN (SELECT value FROM json_each(:queues))
    AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: has_queue_table
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'
 
 -- name: paused_queues
 SELECT queue FROM queue_paused
@@ -154,9 +256,17 @@ SELECT queue FROM queue_paused
 DELETE FROM queue WHERE id = :id AND token = :token
 
 -- name: retry
+-- A job back to waiting keeps its unique key only if no other job took it meanwhile
+-- (a "started" key is free while its job runs); else it goes on without one.
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
-       available_at = :available_at, exception = :error, updated_at = :now
+       available_at = :available_at, exception = :error, updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))))
+           THEN NULL ELSE unique_key END
  WHERE id = :id AND token = :token
 
 -- name: fail
@@ -169,13 +279,27 @@ UPDATE queue
 -- The attempt is refunded: a stop must not burn attempts.
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
-       attempts = max(attempts - 1, 0), updated_at = :now
+       attempts = max(attempts - 1, 0), updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))))
+           THEN NULL ELSE unique_key END
  WHERE id = :id AND token = :token
 
 -- name: release_owner
+-- Two released jobs with one key: the older keeps it (the "o.id < queue.id" term).
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
-       attempts = max(attempts - 1, 0), updated_at = :now
+       attempts = max(attempts - 1, 0), updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.owner = :owner AND o.reserved_at IS NOT NULL AND o.id < queue.id)))
+           THEN NULL ELSE unique_key END
  WHERE owner = :owner AND reserved_at IS NOT NULL
 
 -- name: held_by
@@ -191,7 +315,14 @@ UPDATE queue SET lease_until = :now + :lease_s
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        exception = 'LeaseExpired: the worker holding this job stopped renewing its lease',
-       updated_at = :now
+       updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.reserved_at IS NOT NULL AND o.lease_until < :now AND o.id < queue.id)))
+           THEN NULL ELSE unique_key END
  WHERE reserved_at IS NOT NULL AND lease_until < :now
 
 -- name: heartbeat
@@ -225,8 +356,17 @@ SELECT queue,
        sum(reserved_at IS NOT NULL),
        sum(failed_at IS NOT NULL),
        min(CASE WHEN reserved_at IS NULL AND failed_at IS NULL AND available_at <= :now
-                THEN available_at END)
-  FROM queue GROUP BY queue
+                THEN available_at END),
+       sum(reserved_at IS NULL AND failed_at IS NULL AND available_at <= :now
+           AND limit_key IS NOT NULL AND NOT ((limit_concurrency IS NULL OR limit_concurrency > (
+                          SELECT count(*) FROM queue r
+                           WHERE r.limit_key = q.limit_key AND r.reserved_at IS NOT NULL
+                             AND r.limit_key IS NOT NULL))
+                     AND (limit_rate IS NULL OR limit_rate > (
+                          SELECT count(*) FROM queue_starts s
+                           WHERE s.limit_key = q.limit_key
+                             AND s.started_at > :now - q.limit_window_s))))
+  FROM queue q GROUP BY queue
 
 -- name: get
 SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
@@ -240,7 +380,16 @@ SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, excep
  LIMIT :limit
 
 -- name: retry_failed
-UPDATE queue SET failed_at = NULL, attempts = 0, available_at = :now, updated_at = :now
+UPDATE queue SET failed_at = NULL, attempts = 0, available_at = :now, updated_at = :now,
+       unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM queue o
+            WHERE o.unique_key = queue.unique_key AND o.id <> queue.id
+              AND ((o.unique_key IS NOT NULL AND o.failed_at IS NULL
+                    AND (o.unique_until = 'done' OR o.reserved_at IS NULL))
+               OR (o.failed_at IS NOT NULL AND o.id < queue.id
+                   AND (:queue IS NULL OR o.queue = :queue)
+                   AND (:ids IS NULL OR o.id IN (SELECT value FROM json_each(:ids))))))
+           THEN NULL ELSE unique_key END
  WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :queue)
    AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
 
@@ -253,3 +402,43 @@ DELETE FROM queue WHERE failed_at IS NOT NULL AND (:queue IS NULL OR queue = :qu
 
 -- name: clear
 DELETE FROM queue WHERE queue = :queue AND reserved_at IS NULL AND failed_at IS NULL
+
+-- name: tick_claim
+-- The (job, tick) is taken by whoever inserts it first; RETURNING is empty for the rest.
+INSERT INTO queue_schedule_ticks (job, tick) VALUES (:job, :tick)
+ON CONFLICT DO NOTHING
+RETURNING tick
+
+-- name: tick_waiting
+-- Is the schedule's last enqueued run still waiting (ready, delayed, or backing off)?
+SELECT 1 FROM queue_schedules s JOIN queue q ON q.id = s.last_job_id
+ WHERE s.job = :job AND q.reserved_at IS NULL AND q.failed_at IS NULL
+
+-- name: tick_enqueued
+INSERT INTO queue_schedules (job, queue, last_tick, last_job_id)
+VALUES (:job, :queue, :tick, :job_id)
+ON CONFLICT (job) DO UPDATE
+   SET queue = excluded.queue, last_tick = max(coalesce(last_tick, 0), excluded.last_tick),
+       last_job_id = excluded.last_job_id
+
+-- name: tick_prune
+DELETE FROM queue_schedule_ticks WHERE job = :job AND tick < :before
+
+-- name: last_ticks
+SELECT job, last_tick FROM queue_schedules
+ WHERE last_tick IS NOT NULL AND job IN (SELECT value FROM json_each(:jobs))
+
+-- name: jobs
+-- One page of a state's jobs for the dashboard; {state} and {order} are fixed fragments
+-- chosen by the driver (never user text). A payload that is not JSON has no job name.
+SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
+  FROM queue
+ WHERE {state} AND (:queue IS NULL OR queue = :queue)
+   AND (:job IS NULL OR (json_valid(payload) AND json_extract(payload, '$.job') = :job))
+ ORDER BY {order}
+ LIMIT :limit OFFSET :offset
+
+-- name: count_jobs
+SELECT count(*) FROM queue
+ WHERE {state} AND (:queue IS NULL OR queue = :queue)
+   AND (:job IS NULL OR (json_valid(payload) AND json_extract(payload, '$.job') = :job))

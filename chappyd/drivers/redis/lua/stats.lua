@@ -8,13 +8,21 @@
 -- KEYS[5] paused flag     P:{q}:paused
 -- KEYS[6] intake list     q
 -- KEYS[7] job hash of the oldest ready id: built as KEYS[7]..id (deliberate exception)
--- Returns {ready, delayed, reserved, failed, paused (0/1), oldest available_at or ''}
+-- KEYS[8] limited zset    P:{q}:limited
+-- KEYS[9] limit prefix    P:{q}:limit:  (deliberate exception: prefix..key..':parked')
+-- Jobs parked by a full limit are ready, and counted apart as limited.
+-- Returns {ready, delayed, reserved, failed, paused (0/1), oldest available_at or '',
+--          limited}
 local plain_n = 0
 if redis.call('TYPE', KEYS[6])['ok'] == 'list' then plain_n = redis.call('LLEN', KEYS[6]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local due = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-local ready = redis.call('LLEN', KEYS[1]) + due + plain_n
+local limited = 0
+for _, lk in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+  limited = limited + redis.call('LLEN', KEYS[9] .. lk .. ':parked')
+end
+local ready = redis.call('LLEN', KEYS[1]) + due + plain_n + limited
 local oldest = nil
 local function consider(at)
   at = tonumber(at)
@@ -31,4 +39,4 @@ if raw then
 end
 return {ready, redis.call('ZCARD', KEYS[2]) - due, redis.call('ZCARD', KEYS[3]),
         redis.call('ZCARD', KEYS[4]), redis.call('EXISTS', KEYS[5]),
-        oldest and string.format('%.6f', math.min(oldest, now)) or ''}
+        oldest and string.format('%.6f', math.min(oldest, now)) or '', limited}

@@ -1,0 +1,1 @@
+"""The dashboard: a small WSGI app over the driver interface (`chappyctl web`)."""
