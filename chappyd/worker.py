@@ -26,6 +26,7 @@ from chappyd.jobs import (
     Registry,
     backoff_seconds,
     decode_payload,
+    payload_available_at,
     resolve_max_attempts,
 )
 from chappyd.prefetch import Prefetched
@@ -53,6 +54,8 @@ class Started:
     reservation: Reservation
     job_name: str
     timeout_s: float
+    #: the payload's available_at (unix s): the first attempt's wait starts there
+    available_at: float | None = None
 
 
 class WorkerEvents:
@@ -187,7 +190,8 @@ class Worker:
             return Outcome.FAILED if ok else Outcome.STALE
 
         timeout_s = float(cls.timeout or self.settings.job_timeout_s)
-        started = Started(reservation, cls.name, timeout_s)
+        started = Started(reservation, cls.name, timeout_s,
+                          payload_available_at(payload, time.time()))
         self.events.job_started(started)
         outcome = self._run(job, started, max_attempts, bound)
         self.events.job_finished(started, outcome)
