@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from chappyd.config import load_settings
@@ -178,3 +182,17 @@ def test_chappy_metrics_is_off_by_default_and_read_from_the_environment(tmp_path
     assert load_settings(environ={"CHAPPY_CONFIG": str(config)}).metrics_address == ""
     on = load_settings(environ={"CHAPPY_CONFIG": str(config), "CHAPPY_METRICS": "127.0.0.1:0"})
     assert on.metrics_address == "127.0.0.1:0"
+
+
+def test_the_grafana_dashboard_reads_only_metrics_that_exist():
+    path = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "chappyd.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\bchappyd_[a-z_]+", expr)}
+    text = Metrics().exposition().decode()
+    exported = set(re.findall(r"^# TYPE (\S+)", text, re.M))
+    exported |= {f"{name}_bucket" for name in exported}
+    assert used and used <= exported
+    assert {p["title"] for p in dashboard["panels"]} >= {
+        "Jobs/s by outcome", "Job duration p50 / p99", "Queue depth by state",
+        "Oldest ready job age", "Workers busy / idle", "Backend up"}
