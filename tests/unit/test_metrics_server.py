@@ -201,3 +201,18 @@ def test_bind_logs_the_bound_address_and_refuses_a_taken_port():
         assert second.fds() == []
     finally:
         first.close()
+
+
+def test_an_ipv6_address_is_bound_and_logged_in_brackets():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    server = MetricsServer("[::1]:0", bytes)
+    try:
+        bound = server.bind()
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    try:
+        assert bound.startswith("[::1]:") and int(bound.rpartition(":")[2]) > 0
+        assert server.listener.family == socket.AF_INET6
+    finally:
+        server.close()
