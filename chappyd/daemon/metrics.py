@@ -10,6 +10,7 @@ The HTTP side is in metrics_server.py.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -63,6 +64,11 @@ class Metrics:
         self._job_label = BoundedLabels(max_job_labels)
         self._queue_label = BoundedLabels(max_queue_labels)
         self._next_depths = 0.0
+        # labelled children looked up once: labels() costs more than the update itself,
+        # and the master makes two updates per job
+        self._counted: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._waits: dict[str, Any] = {}
+        self._workers_now: tuple[int, int] | None = None
         self._depth_queues: set[str] = set()
         r = self.registry
         self.jobs = Counter("chappyd_jobs", "Finished job attempts by outcome.",
@@ -93,8 +99,12 @@ class Metrics:
     # -- what children report --------------------------------------------------------
     def job_started(self, queue: str, job: str, wait_s: float | None) -> None:
         """A child started an attempt; `wait_s` is None when unknown (a retry)."""
-        if wait_s is not None:
-            self.wait.labels(queue=self._queue_label(queue)).observe(max(0.0, wait_s))
+        if wait_s is None:
+            return
+        histogram = self._waits.get(queue)
+        if histogram is None:
+            histogram = self._waits[queue] = self.wait.labels(queue=self._queue_label(queue))
+        histogram.observe(max(0.0, wait_s))
 
     def job_finished(self, queue: str, job: str | None, outcome: str,
                      duration_s: float | None) -> None:
@@ -103,11 +113,18 @@ class Metrics:
         reports that job."""
         if outcome not in OUTCOMES:
             return
-        labels = {"queue": self._queue_label(queue),
-                  "job": self._job_label(job) if job else UNREGISTERED_LABEL}
-        self.jobs.labels(outcome=outcome, **labels).inc()
-        if duration_s is not None and outcome != "released":
-            self.duration.labels(**labels).observe(max(0.0, duration_s))
+        key = (queue, job or "", outcome)
+        children = self._counted.get(key)
+        if children is None:
+            labels = {"queue": self._queue_label(queue),
+                      "job": self._job_label(job) if job else UNREGISTERED_LABEL}
+            # a released attempt was interrupted: its duration says nothing of the job
+            timed = self.duration.labels(**labels) if outcome != "released" else None
+            children = self._counted[key] = (self.jobs.labels(outcome=outcome, **labels), timed)
+        counter, histogram = children
+        counter.inc()
+        if duration_s is not None and histogram is not None:
+            histogram.observe(max(0.0, duration_s))
 
     def child_exited(self, reason: str) -> None:
         if reason not in EXIT_REASONS:
@@ -116,6 +133,9 @@ class Metrics:
 
     # -- what the master knows -----------------------------------------------------------
     def set_workers(self, busy: int, idle: int) -> None:
+        if self._workers_now == (busy, idle):
+            return  # called every loop turn; most turns change nothing
+        self._workers_now = (busy, idle)
         self.workers.labels(state="busy").set(busy)
         self.workers.labels(state="idle").set(idle)
 
