@@ -25,6 +25,8 @@ MAX_JOB_LABELS = 500
 #: Distinct queue label values kept (stats() lists every queue in the backend).
 MAX_QUEUE_LABELS = 500
 OTHER_LABEL = "other"
+#: Labelled series kept for quick lookup (job x queue x outcome); the rest are looked up.
+MAX_CACHED = 4 * MAX_JOB_LABELS * len(OUTCOMES)
 #: The job label of an attempt rejected before it named a registered class
 #: (a payload that does not decode, or names no registered job).
 UNREGISTERED_LABEL = "unregistered"
@@ -120,7 +122,9 @@ class Metrics:
                       "job": self._job_label(job) if job else UNREGISTERED_LABEL}
             # a released attempt was interrupted: its duration says nothing of the job
             timed = self.duration.labels(**labels) if outcome != "released" else None
-            children = self._counted[key] = (self.jobs.labels(outcome=outcome, **labels), timed)
+            children = (self.jobs.labels(outcome=outcome, **labels), timed)
+            if len(self._counted) < MAX_CACHED:  # names past the label cap are not kept
+                self._counted[key] = children
         counter, histogram = children
         counter.inc()
         if duration_s is not None and histogram is not None:
