@@ -104,6 +104,7 @@ OPTIONS: tuple[Option, ...] = (
            v.seconds(0, v.MAX_GRACEFUL_TIMEOUT_S), flag="--graceful-timeout"),
     Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", v.boolean),
     Option("CHAPPY_REDIS_PREFIX", "redis_prefix", v.redis_prefix),
+    Option("CHAPPY_METRICS", "metrics_address", v.listen_address),  # host:port; "" = off
     Option("LOG_FORMAT", "log_format", v.choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", v.log_level, flag="--log-level"),
 )
@@ -132,6 +133,7 @@ class Settings:
     graceful_timeout_s: float = 30.0
     auto_migrate: bool = True
     redis_prefix: str = "chappy"
+    metrics_address: str = ""
     log_format: str | None = None  # None: console on a TTY, JSON otherwise
     log_level: str = "info"
     instance: str | None = None
