@@ -19,8 +19,6 @@ from tests.e2e.conftest import E2E
 from tests.faults.test_backend_outage import Backend
 from tests.procs import wait_until
 
-pytestmark = pytest.mark.xfail(reason="wired into the master in the merge", strict=False)
-
 JOBS = "tests.e2e.jobs,tests.e2e.metrics_jobs"
 PREFIX = "tests.e2e.metrics_jobs."
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
