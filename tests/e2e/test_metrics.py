@@ -210,3 +210,15 @@ def test_backend_up_is_0_while_the_backend_is_down_and_1_after(outage: Outage,
         assert daemon.wait(15) == 0
     finally:
         e2e.cleanup()
+
+
+def test_a_metrics_port_in_use_exits_78_naming_chappy_metrics(e2e: E2E) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        status, daemon = e2e.run(CHAPPY_METRICS=address, timeout_s=15)
+    assert status == 78
+    assert daemon.log_path.read_text() == (
+        f"chappyd: error: CHAPPY_METRICS={address!r} (from environment): cannot listen "
+        "there: Address already in use\n")
