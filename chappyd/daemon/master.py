@@ -98,7 +98,7 @@ class Master:
         if settings.metrics_address:
             from chappyd.daemon.observe import Observer  # prometheus_client only then
 
-            self.observer = Observer(settings)
+            self.observer = Observer(self)
             self.chores.append(self.observer.chore())
         if options.max_jobs is not None:
             import multiprocessing

@@ -11,7 +11,6 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from chappyd.config import Settings
 from chappyd.daemon.children import ChildProc, Doom
 from chappyd.daemon.chores import Chore
 from chappyd.daemon.metrics import Metrics
@@ -23,18 +22,19 @@ from chappyd.errors import ConfigError
 if TYPE_CHECKING:
     from chappyd.daemon.master import Master
 
-#: Worker counts and backend_up are refreshed this often (depths: metrics.DEPTHS_EVERY_S).
-REFRESH_EVERY_S = 0.5
+#: How often the chore looks whether depths are due (metrics.DEPTHS_EVERY_S apart).
+DEPTHS_CHECK_EVERY_S = 1.0
 #: LEAVING reasons -> the child exit reason counted when it then exits cleanly.
 LEFT_FOR = {"max_jobs": "recycled", "memory": "memory"}
 
 
 class Observer:
-    def __init__(self, settings: Settings) -> None:
-        self.address = settings.metrics_address
-        self.source = settings.source("CHAPPY_METRICS")
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.address = master.settings.metrics_address
+        self.source = master.settings.source("CHAPPY_METRICS")
         self.metrics = Metrics()
-        self.server = MetricsServer(self.address, self.metrics.exposition)
+        self.server = MetricsServer(self.address, self.render)
 
     # -- the endpoint -----------------------------------------------------------------
     def bind(self) -> None:
@@ -51,14 +51,21 @@ class Observer:
 
     def serve(self, ready: list[int]) -> None:
         """After the loop's select: accept and read what is ready; every turn."""
-        own = self.server.fds()
-        for fd in ready:
-            if fd in own:
-                self.server.handle_readable(fd)
+        if ready:
+            own = self.server.fds()
+            for fd in ready:
+                if fd in own:
+                    self.server.handle_readable(fd)
         self.server.tick()
 
     def close(self) -> None:
         self.server.close()
+
+    def render(self) -> bytes:
+        """A scrape: workers and backend_up as they are now, never a turn old (a
+        scrape right after a quick drain would see the children not ready yet)."""
+        self.refresh_state()
+        return self.metrics.exposition()
 
     # -- what children report -----------------------------------------------------------
     def started(self, report: Report) -> None:
@@ -84,21 +91,25 @@ class Observer:
 
     # -- what the master knows ------------------------------------------------------------
     def chore(self) -> Chore:
-        return Chore(lambda m: REFRESH_EVERY_S, self.refresh)
+        return Chore(lambda m: DEPTHS_CHECK_EVERY_S, self.refresh_depths)
 
-    def refresh(self, master: Master) -> bool:
-        children = master.pool.children.values()
-        busy = sum(c.job is not None for c in children)
-        idle = sum(c.ready and c.job is None and not c.retiring for c in children)
-        self.metrics.set_workers(busy, idle)
+    def refresh_depths(self, master: Master) -> bool:
+        """The backend's counts, when due; none while it does not answer."""
         if not master.starting and self.metrics.depths_due(time.monotonic()):
             stats = master.link.call(lambda d: d.stats())
             if stats is None:
                 self.metrics.clear_depths()
             else:
                 self.metrics.set_depths(stats)
-        self.metrics.set_backend_up(master.link.outage_since is None and not master.starting)
         return True
+
+    def refresh_state(self) -> None:
+        master = self.master
+        children = master.pool.children.values()
+        busy = sum(c.job is not None for c in children)
+        idle = sum(c.ready and c.job is None and not c.retiring for c in children)
+        self.metrics.set_workers(busy, idle)
+        self.metrics.set_backend_up(master.link.outage_since is None and not master.starting)
 
 
 def exit_reason(child: ChildProc, status: int) -> str | None:

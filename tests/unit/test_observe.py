@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chappyd.config import load_settings
 from chappyd.daemon.children import ChildProc, Doom, RunningJob
+from chappyd.daemon.master import Master, RunOptions
 from chappyd.daemon.observe import Observer, exit_reason
 from chappyd.daemon.reclaim import Settle, Settlement
 from chappyd.daemon.reports import Kind, Report, ReportReader
 from chappyd.errors import ConfigError
+from chappyd.jobs import Registry
 
 
 def wait_status(code: str) -> int:
@@ -40,12 +43,24 @@ def child(doom: Doom | None = None, left_for: str = "",
     return proc
 
 
-@pytest.fixture
-def observer(tmp_path: Path) -> Observer:
+def master_with_metrics(tmp_path: Path, address: str = "127.0.0.1:0") -> Master:
+    """A master not run: its observer is what these tests look at (the backend, a
+    file that is never opened here)."""
     config = tmp_path / "chappyd.env"
     config.write_text("")
-    return Observer(load_settings(environ={"CHAPPY_CONFIG": str(config),
-                                           "CHAPPY_METRICS": "127.0.0.1:0"}))
+    settings = load_settings(environ={
+        "CHAPPY_CONFIG": str(config), "CHAPPY_METRICS": address,
+        "QUEUE_DRIVER": "database", "DATABASE_URL": f"sqlite:///{tmp_path}/q.sqlite3"})
+    return Master(settings, Registry(), RunOptions(), lambda: settings)
+
+
+@pytest.fixture
+def observer(tmp_path: Path) -> Iterator[Observer]:
+    master = master_with_metrics(tmp_path)
+    assert master.observer is not None
+    yield master.observer
+    master.observer.close()
+    master.inbox.close()
 
 
 def samples(observer: Observer, prefix: str) -> list[str]:
@@ -127,14 +142,28 @@ def test_the_endpoint_is_not_bound_until_asked_and_a_taken_port_is_a_config_erro
     observer.bind()
     try:
         taken = observer.server.bound
-        config = tmp_path / "chappyd.env"
-        second = Observer(load_settings(environ={"CHAPPY_CONFIG": str(config),
-                                                 "CHAPPY_METRICS": taken}))
+        second = master_with_metrics(tmp_path, taken)
+        assert second.observer is not None
         with pytest.raises(ConfigError) as info:
-            second.bind()
+            second.observer.bind()
+        second.inbox.close()
         assert str(info.value) == (f"CHAPPY_METRICS={taken!r} (from environment): "
                                    "cannot listen there: Address already in use")
         assert info.value.exit_status == 78
     finally:
         observer.close()
     assert observer.fds() == []
+
+
+def test_a_scrape_sees_the_workers_as_they_are_now(observer: Observer) -> None:
+    pool = observer.master.pool
+    idle, busy, booting = child(), child(job=RunningJob("7", "app.Send", 60.0, 0.0)), child()
+    booting.ready = False
+    for pid, proc in enumerate((idle, busy, booting), start=1):
+        pool.children[pid] = proc
+    text = observer.render().decode()
+    assert 'chappyd_workers{state="busy"} 1.0' in text.splitlines()
+    assert 'chappyd_workers{state="idle"} 1.0' in text.splitlines()
+    assert "chappyd_backend_up 0.0" in text.splitlines()  # still starting
+    busy.job = None
+    assert 'chappyd_workers{state="idle"} 2.0' in observer.render().decode().splitlines()
