@@ -106,6 +106,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("CHAPPY_AUTO_MIGRATE", "auto_migrate", v.boolean),
     Option("CHAPPY_REDIS_PREFIX", "redis_prefix", v.redis_prefix),
     Option("CHAPPY_TIMEZONE", "timezone", v.timezone),
+    Option("CHAPPY_METRICS", "metrics_address", v.listen_address),  # host:port; "" = off
     Option("LOG_FORMAT", "log_format", v.choice("json", "console"), flag="--log-format"),
     Option("LOG_LEVEL", "log_level", v.log_level, flag="--log-level"),
     # the dashboard (chappyctl web): tokens are secrets, masked like passwords
@@ -142,6 +143,7 @@ class Settings:
     auto_migrate: bool = True
     redis_prefix: str = "chappy"
     timezone: str = "UTC"  # periodic jobs' default zone
+    metrics_address: str = ""
     log_format: str | None = None  # None: console on a TTY, JSON otherwise
     log_level: str = "info"
     web_token: str = field(default="", repr=False)

@@ -23,7 +23,8 @@ import structlog
 from chappyd.config import Settings
 from chappyd.drivers.base import Driver, NewJob, TickOutcome
 from chappyd.errors import ConfigError
-from chappyd.jobs import Job, Registry, encode_payload
+from chappyd.jobs import Job, Registry
+from chappyd.payloads import encode_payload
 from chappyd.schedules import (
     MAX_CATCHUP_TICKS,
     Schedule,

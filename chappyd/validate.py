@@ -218,14 +218,6 @@ def timezone(raw: str) -> str:
     return name
 
 
-def listen_address(raw: str) -> str:
-    """`host:port` (`[v6]:port`), port 0-65535; 0 binds any free port."""
-    host, sep, port = raw.strip().rpartition(":")
-    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
-        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
-    return f"{host}:{int(port)}"
-
-
 def web_origin(raw: str) -> str:
     """The dashboard's public origin behind a proxy: scheme://host[:port], no path."""
     text = raw.strip().rstrip("/")
@@ -240,6 +232,26 @@ def redis_prefix(raw: str) -> str:
         # braces would steal the {queue} hash tag that keeps a queue in one cluster slot
         raise ValueError("use 1-64 letters, digits and _ . : - (no braces or spaces)")
     return prefix
+
+
+def listen_address(raw: str) -> str:
+    """`host:port` to listen on (port 0: any free port); `[v6]:port` for IPv6. Returns
+    it as given, stripped; split it with split_address()."""
+    text = raw.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:9187")
+    if host.startswith("[") != host.endswith("]") or any(c in host for c in " /@"):
+        raise ValueError(f"{host!r} is not a host name or address")
+    if not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
+        raise ValueError(f"port {port!r} is not a number from 0 to {MAX_PORT}")
+    return text
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """('127.0.0.1', 9187) from a listen_address() value; IPv6 brackets dropped."""
+    host, _, port = address.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def log_level(raw: str) -> str:

@@ -25,6 +25,7 @@ from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import BackendUnavailable, Interrupt, InvalidPayload, JobTimeout, UnknownJob
 from chappyd.jobs import Job, Registry
+from chappyd.payloads import payload_available_at
 from chappyd.prefetch import Prefetched
 
 log = structlog.get_logger("chappyd.worker")
@@ -52,6 +53,8 @@ class Started:
     reservation: Reservation
     job_name: str
     timeout_s: float
+    #: the payload's available_at (unix s): the first attempt's wait starts there
+    available_at: float | None = None
 
 
 class Budget(Protocol):
@@ -293,7 +296,8 @@ class Worker:
             return Outcome.FAILED if ok else Outcome.STALE
 
         timeout_s = float(cls.timeout or self.settings.job_timeout_s)
-        started = Started(reservation, cls.name, timeout_s)
+        started = Started(reservation, cls.name, timeout_s,
+                          payload_available_at(job.payload, time.time()))
         self.events.job_started(started)
         outcome = self._run(job, started, max_attempts, bound)
         self.events.job_finished(started, outcome)

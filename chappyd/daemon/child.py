@@ -229,7 +229,7 @@ class Child(WorkerEvents):
         reservation = started.reservation
         self.reports.send(Kind.STARTED, id=reservation.id, job=started.job_name[:MAX_NAME_CHARS],
                           timeout_s=started.timeout_s, queue=reservation.queue,
-                          attempt=reservation.attempts)
+                          attempt=reservation.attempts, wait_s=wait_seconds(started))
         self._title(started.job_name, reservation.id)
         self.in_job = True
 
@@ -240,10 +240,11 @@ class Child(WorkerEvents):
     def attempt_ended(self, reservation: Reservation, outcome: str,
                       duration_s: float | None) -> None:
         if duration_s is None:
-            self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome)
+            self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
+                              queue=reservation.queue)
         else:
             self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
-                              duration_s=duration_s)
+                              duration_s=duration_s, queue=reservation.queue)
 
     def leave_after(self, done: int) -> bool:
         if self._over_memory():
@@ -283,6 +284,14 @@ class Child(WorkerEvents):
                     log.warning("released_on_exit", count=left, owner=self.owner)
         with contextlib.suppress(Exception):
             self.worker.driver.close()
+
+
+def wait_seconds(started: Started) -> float | None:
+    """How long a first attempt waited from available to started; None for a retry,
+    whose payload still holds the first availability time, not the retry's."""
+    if started.reservation.attempts != 1 or started.available_at is None:
+        return None
+    return round(max(0.0, time.time() - started.available_at), 6)
 
 
 def die_with_parent(signum: int) -> None:

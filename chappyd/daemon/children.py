@@ -30,6 +30,7 @@ class RunningJob:
     name: str
     timeout_s: float
     started: float  # monotonic
+    queue: str = ""
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ class ChildProc:
     doom: Doom | None = None
     retiring: bool = False  # told to leave; its slot is free for a successor
     jobs_done: int = 0
+    left_for: str = ""  # the reason of its LEAVING report (max_jobs, memory), if any
 
 
 class EarlyDeaths:
@@ -91,9 +93,12 @@ def _clean_exit(child: ChildProc, status: int) -> bool:
 def settlement_for(child: ChildProc, status: int) -> Settlement:
     """What to do with the jobs of `child`, dead with wait status `status`: the job it
     was running is a failed attempt (docs/design.md §3.4), the rest go back refunded."""
-    if child.doom is Doom.STOP:
-        return Settlement(child.owner, Settle.REFUND)
     job = child.job
+    if child.doom is Doom.STOP:
+        if job is None:
+            return Settlement(child.owner, Settle.REFUND)
+        return Settlement(child.owner, Settle.REFUND, job.id, job_name=job.name,
+                          queue=job.queue)
     if job is None:
         return Settlement(child.owner, Settle.FAILED)
     if child.doom is Doom.TIMEOUT:
@@ -103,7 +108,8 @@ def settlement_for(child: ChildProc, status: int) -> Settlement:
         error = (f"WorkerDied: worker {child.slot} (pid {child.pid}) running {job.name} "
                  f"{describe_status(status)}")
     duration_s = round(time.monotonic() - job.started, 6)
-    return Settlement(child.owner, Settle.FAILED, job.id, error, duration_s)
+    return Settlement(child.owner, Settle.FAILED, job.id, error, duration_s, job.name,
+                      job.queue)
 
 
 def describe_status(status: int) -> str:

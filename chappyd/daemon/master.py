@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,7 +32,7 @@ from chappyd.daemon.deadlines import enforce_deadlines
 from chappyd.daemon.inbox import SignalInbox
 from chappyd.daemon.link import BackendLink
 from chappyd.daemon.pool import Pool
-from chappyd.daemon.reclaim import Settlements
+from chappyd.daemon.reclaim import Settlement, Settlements
 from chappyd.daemon.reports import Kind, Report, readable
 from chappyd.daemon.status import Status
 from chappyd.drivers.base import Driver, WorkerInfo
@@ -39,6 +40,10 @@ from chappyd.errors import ChappyError, ExitStatus
 from chappyd.jobs import Registry
 from chappyd.scheduler import Scheduler
 from chappyd.validate import MAX_WORKERS, fd_budget_problem
+from chappyd.worker import Outcome
+
+if TYPE_CHECKING:
+    from chappyd.daemon.observe import Observer
 
 log = structlog.get_logger("chappyd.master")
 
@@ -92,6 +97,12 @@ class Master:
         self.link = BackendLink(settings)
         self._last_turn = 0.0
         self.budget: Budget | None = None
+        self.observer: Observer | None = None
+        if settings.metrics_address:
+            from chappyd.daemon.observe import Observer  # prometheus_client only then
+
+            self.observer = Observer(self)
+            self.chores.append(self.observer.chore())
         if options.max_jobs is not None:
             import multiprocessing
 
@@ -112,8 +123,10 @@ class Master:
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> int:
-        self.inbox.install()
         structlog.contextvars.bind_contextvars(pid=self.pid)
+        if self.observer is not None:
+            self.observer.bind()  # before the backend is reached: backend_up 0 is news
+        self.inbox.install()
         self.status.title()
         log.info("master_started", queues=list(self.settings.queues), workers=self.target,
                  backend=self.settings.backend_description)
@@ -124,7 +137,7 @@ class Master:
                 self._handle_signals()
                 self.pool.reap()
                 self.settlements.settle(self.link, self.registry, self.settings,
-                                        self._count_finished)
+                                        self._settled)
                 enforce_deadlines(self)
                 self._manage_children()
                 self._chores()
@@ -141,8 +154,12 @@ class Master:
         if since_s < REPORT_BATCH_S and not self.inbox:
             readable([self.inbox.wake_fd], REPORT_BATCH_S - since_s)
         fds = [self.inbox.wake_fd, *(c.reader.fd for c in self.pool.children.values())]
-        readable(fds, 0.0 if self.inbox else LOOP_TICK_S)
+        if self.observer is not None:
+            fds += self.observer.fds()
+        ready = readable(fds, 0.0 if self.inbox else LOOP_TICK_S)
         self._last_turn = time.monotonic()
+        if self.observer is not None:
+            self.observer.serve(ready)
 
     def _chores(self) -> None:
         chores.run_due(self.chores, self, time.monotonic())
@@ -236,6 +253,8 @@ class Master:
             return
         if settings.jobs != self.settings.jobs:
             log.warning("jobs_changed_needs_restart", jobs=list(settings.jobs))
+        if settings.metrics_address != self.settings.metrics_address:
+            log.warning("metrics_changed_needs_restart", address=settings.metrics_address)
         if (settings.log_format, settings.log_level) != (self.settings.log_format,
                                                          self.settings.log_level):
             logs.configure_logging(settings.log_format, settings.log_level)
@@ -288,8 +307,13 @@ class Master:
             self.pool.booted(child)
         elif report.kind is Kind.STARTED:
             child.job = RunningJob(report.text("id"), report.text("job"),
-                                   report.number("timeout_s"), time.monotonic())
+                                   report.number("timeout_s"), time.monotonic(),
+                                   report.text("queue"))
+            if self.observer is not None:
+                self.observer.started(report)
         elif report.kind is Kind.FINISHED:
+            if self.observer is not None:
+                self.observer.finished(child, report)
             child.job = None
             self.pool.worked()
             if report.text("outcome") not in ("released", "unrecorded"):
@@ -298,7 +322,15 @@ class Master:
         elif report.kind is Kind.LEAVING:
             log.info("child_recycling", worker=child.slot, child_pid=child.pid,
                      reason=report.text("reason"), jobs=int(report.number("jobs")))
+            child.left_for = report.text("reason")
             self.pool.leaving(child)
+
+    def _settled(self, item: Settlement, outcome: str) -> None:
+        """A dead child's started attempt, settled: --max counts it unless given back."""
+        if outcome != Outcome.RELEASED:
+            self._count_finished()
+        if self.observer is not None:
+            self.observer.settled(item, outcome)
 
     def _count_finished(self) -> None:
         self.jobs_done += 1
@@ -338,4 +370,6 @@ class Master:
             self.link.call(lambda d: d.remove_worker(self.host, self.pid))
         self.link.close()
         self.inbox.close()
+        if self.observer is not None:
+            self.observer.close()
         log.info("master_stopped", jobs=self.jobs_done, status=int(self.exit_status))

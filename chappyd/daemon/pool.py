@@ -75,6 +75,8 @@ class Pool:
         master = self.master
         read_fd, write_fd = os.pipe()
         others = [c.reader.fd for c in self.children.values()]
+        if master.observer is not None:
+            others += master.observer.fds()  # no child may hold the metrics socket
         spec = ChildSpec(
             slot=slot, host=master.host, master_pid=master.pid, settings=master.settings,
             report_fd=write_fd, max_jobs=self._child_max_jobs(), budget=master.budget,
@@ -186,6 +188,8 @@ class Pool:
             # a crash right after start-up, whatever its cause: no hot fork loop
             self.spawn_after = max(self.spawn_after, time.monotonic() + delay_s)
         self.master.settlements.add(settlement_for(child, status))
+        if self.master.observer is not None:
+            self.master.observer.exited(child, status)
 
     def _boot_failed(self, child: ChildProc, status: int) -> None:
         self.boot_failures += 1

@@ -22,11 +22,15 @@ from chappyd.config import Settings
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import ChappyError
 from chappyd.jobs import Registry
+from chappyd.worker import Outcome
 
 if TYPE_CHECKING:
     from chappyd.daemon.link import BackendLink
 
 log = structlog.get_logger("chappyd.master")
+
+#: settle()'s answer for a settlement that ended no started attempt (an idle child's).
+NO_ATTEMPT = ""
 
 
 class Settle(StrEnum):
@@ -43,6 +47,8 @@ class Settlement:
     job_id: str | None = None
     error: str = ""
     duration_s: float | None = None
+    job_name: str = ""  # of job_id, as its STARTED report named it
+    queue: str = ""
 
 
 class Settlements:
@@ -65,57 +71,61 @@ class Settlements:
         self._items.clear()
 
     def settle(self, link: BackendLink, registry: Registry, settings: Settings,
-               ended_attempt: Callable[[], None]) -> None:
+               ended_attempt: Callable[[Settlement, str], None]) -> None:
         """Settle what is pending, in order, until done or the backend is down;
-        `ended_attempt()` for each that ended a started attempt (--max counts it)."""
+        `ended_attempt(item, outcome)` for each that ended a started attempt."""
         while self._items:
             item = self._items[0]
-            result = link.call(lambda d, item=item: settle(d, registry, settings, item))
-            if result is None:
+            outcome = link.call(lambda d, item=item: settle(d, registry, settings, item))
+            if outcome is None:
                 return  # backend down: retried on a later turn, in order
             self._items.popleft()
-            if result:
-                ended_attempt()
+            if outcome != NO_ATTEMPT:
+                ended_attempt(item, outcome)
 
 
-def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlement) -> bool:
-    """Settle `item`; True when it ends a started attempt (for --max counting).
-    Raises BackendUnavailable (nothing half-done matters: every step is guarded by
-    the reservation's token, so a retry of the whole settlement is safe)."""
+def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlement) -> str:
+    """Settle `item`; the outcome of the started attempt it ended, NO_ATTEMPT when it
+    ended none. RETRIED or FAILED: the running job's failed attempt; RELEASED: a stop
+    gave the running job back, attempt refunded (--max does not count it); STALE: the
+    attempt ended, how is unknown. Raises BackendUnavailable (nothing half-done
+    matters: every step is guarded by the reservation's token, so a retry of the
+    whole settlement is safe)."""
     if item.how is Settle.REFUND:
         released = driver.release_owner(item.owner)
         if released:
             log.info("jobs_released", owner=item.owner, count=released)
-        return False
+        return Outcome.RELEASED if released and item.job_id is not None else NO_ATTEMPT
     held = driver.held_by(item.owner)
     running = [r for r in held if r.id == item.job_id]
     unstarted = [r for r in held if r.id != item.job_id]
     if unstarted:
         driver.release(unstarted)
-    for reservation in running:
-        _failed_attempt(driver, registry, settings, reservation, item)
+    if running:
+        return _failed_attempt(driver, registry, settings, running[0], item)
     # a started job no longer held was finished by the child itself just before it
     # died (acked or retried, the report lost): an attempt all the same (--max counts it)
-    return item.job_id is not None
+    return Outcome.STALE if item.job_id is not None else NO_ATTEMPT
 
 
 def _failed_attempt(driver: Driver, registry: Registry, settings: Settings,
-                    reservation: Reservation, item: Settlement) -> None:
+                    reservation: Reservation, item: Settlement) -> Outcome:
     bound = log.bind(job_id=reservation.id, queue=reservation.queue,
                      attempt=reservation.attempts, duration_s=item.duration_s)
     try:
         job = registry.job_for(reservation)
     except ChappyError as exc:
         # it cannot have run: the worker would have rejected it (no retries)
-        driver.fail(reservation, f"{item.error}\n{exc}")
+        stored = driver.fail(reservation, f"{item.error}\n{exc}")
         bound.error("job_failed", error=item.error)
-        return
+        return Outcome.FAILED if stored else Outcome.STALE
     bound = bound.bind(job=type(job).name)
     max_attempts = reserved_max_attempts(job, settings.max_attempts)
     after = fail_attempt(driver, job, reservation, max_attempts, item.error)
     if not after.stored:
-        return
+        return Outcome.STALE
     if after.action == "fail":
         bound.error("job_failed", error=item.error)
-    else:
-        bound.warning("job_retry", retry_in_s=after.retry_in_s, error=item.error)
+        return Outcome.FAILED
+    bound.warning("job_retry", retry_in_s=after.retry_in_s, error=item.error)
+    return Outcome.RETRIED

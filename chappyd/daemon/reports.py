@@ -25,8 +25,9 @@ MAX_NAME_CHARS = 512
 class Kind(StrEnum):
     READY = "ready"        # the child is set up and about to reserve
     ALIVE = "alive"        # liveness while idle
-    STARTED = "started"    # handle() is about to run: id, job, timeout_s, queue, attempt
-    FINISHED = "finished"  # an attempt ended: id, outcome
+    STARTED = "started"    # handle() is about to run: id, job, timeout_s, queue, attempt,
+                           # wait_s (first attempts only)
+    FINISHED = "finished"  # an attempt ended: id, outcome, duration_s, queue
     LEAVING = "leaving"    # the child exits on its own after this: reason
 
 

@@ -67,6 +67,7 @@ def test_a_dead_childs_running_job_is_a_failed_attempt_with_the_reason() -> None
     assert timed_out.error.startswith("JobTimeout: app.Job exceeded its timeout of 5 s")
     stopped = settlement_for(_child(Doom.STOP, job), sigkill)
     assert (stopped.how, stopped.owner) == (Settle.REFUND, "h:1:4242")
+    assert (stopped.job_id, stopped.job_name) == ("9", "app.Job")  # counted as released
     idle = settlement_for(_child(None, None), 0)
     assert (idle.how, idle.job_id) == (Settle.FAILED, None)
 

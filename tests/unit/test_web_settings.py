@@ -25,13 +25,18 @@ def test_listen_accepts_host_and_port(raw, parsed):
     assert _load(CHAPPY_WEB_LISTEN=raw).web_listen == parsed
 
 
-@pytest.mark.parametrize("raw", ["8787", ":8787", "localhost:", "localhost:65536",
-                                 "localhost:http", "localhost:-1"])
-def test_a_bad_listen_address_is_a_config_error_naming_it(raw):
+@pytest.mark.parametrize(("raw", "problem"), [
+    ("8787", "must be host:port, e.g. 127.0.0.1:9187"),
+    (":8787", "must be host:port, e.g. 127.0.0.1:9187"),
+    ("localhost:", "port '' is not a number from 0 to 65535"),
+    ("localhost:65536", "port '65536' is not a number from 0 to 65535"),
+    ("localhost:http", "port 'http' is not a number from 0 to 65535"),
+    ("localhost:-1", "port '-1' is not a number from 0 to 65535"),
+])
+def test_a_bad_listen_address_is_a_config_error_naming_it(raw, problem):
     with pytest.raises(ConfigError) as caught:
         _load(CHAPPY_WEB_LISTEN=raw)
-    assert str(caught.value) == (f"CHAPPY_WEB_LISTEN={raw!r} (from environment): "
-                                 "must be HOST:PORT with a port from 0 to 65535")
+    assert str(caught.value) == f"CHAPPY_WEB_LISTEN={raw!r} (from environment): {problem}"
 
 
 def test_the_origin_is_scheme_and_host_without_a_path():

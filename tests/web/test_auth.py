@@ -33,7 +33,7 @@ def test_a_bad_listen_flag_is_a_config_error(sqlite_env, tmp_path):
         capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert (done.returncode, done.stderr.splitlines()[-1]) == (78, (
         "chappyctl: error: --listen='localhost:99999' (from --listen): "
-        "must be HOST:PORT with a port from 0 to 65535"))
+        "port '99999' is not a number from 0 to 65535"))
 
 
 @pytest.mark.parametrize("path", ["/", "/failed", "/jobs/1", "/workers", "/schedules",
