@@ -18,11 +18,9 @@ from chappyd.cli.common import (
     settings_from_args,
 )
 from chappyd.config import Settings
-from chappyd.daemon.daemonize import PidFile, daemon_context
 from chappyd.daemon.master import Master, RunOptions
 from chappyd.drivers import open_driver
 from chappyd.errors import BackendUnusable, ConfigError, ExitStatus
-from chappyd.jobcheck import check_jobs_import
 from chappyd.jobs import Registry, load_registry
 from chappyd.logs import configure_logging
 from chappyd.scheduler import scheduled_jobs
@@ -144,6 +142,8 @@ def _main(args: argparse.Namespace) -> int:
         return check_config(settings, registry)
     if not args.daemon:
         return run_master(args, settings, registry)
+    from chappyd.daemon.daemonize import PidFile, daemon_context  # only with --daemon
+
     pidfile = PidFile(args.pidfile) if args.pidfile else None
     if pidfile is not None:
         pidfile.check()  # while the error can still reach the terminal
@@ -166,6 +166,9 @@ def _configure(settings: Settings, registry: Registry) -> None:
 
 def reload_settings(args: argparse.Namespace) -> Settings:
     """HUP: the same sources again, and CHAPPY_JOBS must still import."""
+    # imported on HUP, not at start: subprocess is a few ms of every start otherwise
+    from chappyd.jobcheck import check_jobs_import
+
     settings = settings_from_args(args, flags_of(args))
     # the master's loop (lease renewal included) waits: half a lease, 5 s at least
     check_jobs_import(settings.jobs, settings.source("CHAPPY_JOBS"),

@@ -156,10 +156,16 @@ class Master:
         fds = [self.inbox.wake_fd, *(c.reader.fd for c in self.pool.children.values())]
         if self.observer is not None:
             fds += self.observer.fds()
-        ready = readable(fds, 0.0 if self.inbox else LOOP_TICK_S)
+        ready = readable(fds, 0.0 if self.inbox or self._backend_untried() else LOOP_TICK_S)
         self._last_turn = time.monotonic()
         if self.observer is not None:
             self.observer.serve(ready)
+
+    def _backend_untried(self) -> bool:
+        """Starting and the backend not yet tried (or reached): nothing to wait for, the
+        first turn's tick alone was a quarter of a second before the first fork. A backend
+        found down is retried on the link's backoff, so the tick applies again then."""
+        return self.starting and self.link.outage_since is None
 
     def _chores(self) -> None:
         chores.run_due(self.chores, self, time.monotonic())

@@ -7,7 +7,9 @@ import re
 import signal
 import time
 from collections import Counter
+from datetime import datetime
 
+from chappyd.daemon.master import LOOP_TICK_S
 from chappyd.drivers.base import JobState
 from chappyd.errors import ExitStatus
 from tests.e2e.conftest import E2E
@@ -118,3 +120,22 @@ def test_children_that_cannot_start_make_the_master_give_up(e2e: E2E) -> None:
 def _slots(titles: dict[int, str]) -> list[int]:
     return [int(m.group(1)) for t in titles.values()
             if (m := re.match(r"chappyd: worker (\d+) ", t))]
+
+
+def test_the_first_children_are_forked_without_waiting_a_loop_tick(e2e: E2E) -> None:
+    """With the backend reachable, nothing is worth waiting for before the first fork:
+    the loop's idle tick used to delay every start by LOOP_TICK_S."""
+    daemon = e2e.start()
+    daemon.wait_ready(2)
+    (started,) = daemon.logged("master_started")
+    spawned = daemon.logged("child_spawned")
+    assert len(spawned) == 2
+    gap_s = _log_time(spawned[0]) - _log_time(started)
+    assert 0 <= gap_s < LOOP_TICK_S, f"first fork {gap_s:.3f} s after master_started"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+    daemon.assert_no_leftovers()
+
+
+def _log_time(event: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(event["timestamp"])).timestamp()

@@ -1,0 +1,47 @@
+"""The asyncio stand-in: never loaded by chappyd's own start, the real module on use.
+
+Each case runs in a fresh interpreter: pytest has imported asyncio long before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_importing_the_daemon_does_not_load_asyncio() -> None:
+    out = _run("import sys, chappyd.cli.chappyd\n"
+               "print(type(sys.modules['asyncio']).__name__, 'asyncio.events' in sys.modules)")
+    assert out == "_StandIn False"
+
+
+@pytest.mark.parametrize("use", [
+    "import asyncio\nvalue = asyncio.run(three())",
+    "from asyncio import run\nvalue = run(three())",
+    "import asyncio.events\nimport asyncio\nvalue = asyncio.run(three())",
+    "import structlog.stdlib\nvalue = structlog.stdlib.asyncio.run(three())",
+])
+def test_first_use_loads_the_real_module(use: str) -> None:
+    out = _run("import sys, chappyd\n"
+               "async def three():\n    return 3\n"
+               f"{use}\n"
+               "print(value, type(sys.modules['asyncio']).__name__, "
+               "sys.modules['asyncio'].__file__.endswith('asyncio/__init__.py'))")
+    assert out == "3 module True"
+
+
+def test_asyncio_loaded_before_chappyd_is_left_alone() -> None:
+    out = _run("import asyncio, sys, chappyd\nprint(sys.modules['asyncio'] is asyncio)")
+    assert out == "True"
