@@ -13,6 +13,7 @@ that it enqueues ticks as they fall due.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,14 @@ def run_payload(job: ScheduledJob, at_s: int, max_attempts: int) -> NewJob:
     instance = job.cls(dict(job.data), max_attempts=job.cls.tries or max_attempts)
     payload = {**instance.to_payload(), "available_at": at_s, "scheduled_for": at_s}
     return NewJob(encode_payload(payload), float(at_s))
+
+
+def run_now(driver: Driver, job: ScheduledJob, max_attempts: int) -> str:
+    """Push one run of `job` for now and return its id. A run, not a tick: it is pushed
+    as any job, so the schedule's last run stays where it was."""
+    new_job = run_payload(job, int(time.time()), max_attempts)
+    (job_id,) = driver.push_many(job.queue, [new_job])
+    return job_id
 
 
 @dataclass(slots=True)

@@ -1,14 +1,17 @@
 """The dashboard's changes, POST only, each one driver verb as `chappyctl` runs it:
 retry and forget (`retry ID`, `forget ID`), retry all and flush (`retry --all
-[--queue Q]`, `flush [--queue Q]`), pause, resume and clear (`clear Q --yes`)."""
+[--queue Q]`, `flush [--queue Q]`), pause, resume and clear (`clear Q --yes`), and
+a schedule's run now (`schedule:test JOB`)."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
+from chappyd.config import Settings
 from chappyd.drivers.base import Driver, JobState
+from chappyd.scheduler import run_now
 from chappyd.web.http import HttpError, Request
-from chappyd.web.pages import checked_id, checked_queue
+from chappyd.web.pages import checked_id, checked_queue, scheduled
 
 #: (what was done, how many jobs, where a browser goes when it came from nowhere)
 Outcome = tuple[str, int, str]
@@ -42,3 +45,13 @@ def failed_action(driver: Driver, request: Request, verb: str) -> Outcome:
     if verb == "retry-all":
         return "retried", driver.retry_failed(None, queue), "/failed"
     return "flushed", driver.flush(queue), "/failed"
+
+
+def schedule_action(driver: Driver, settings: Settings, job: str) -> Outcome:
+    """One run now, not a tick: the schedule's last run stays where it was."""
+    jobs, problem = scheduled(settings)
+    found = next((j for j in jobs if j.name == job), None)
+    if found is None:
+        raise HttpError(404, problem or f"no scheduled job {job!r}")
+    run_now(driver, found, settings.max_attempts)
+    return "pushed", 1, "/schedules"

@@ -38,6 +38,7 @@ ACTIONS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), name) for p, name 
     (r"/jobs/(?P<job_id>[^/]+)/(?P<verb>retry|forget)", "job"),
     (r"/queues/(?P<queue>.+)/(?P<verb>pause|resume|clear)", "queue"),
     (r"/failed/(?P<verb>retry-all|flush)", "failed"),
+    (r"/schedules/(?P<job>[^/]+)/run", "schedule"),
 ]]
 
 
@@ -94,7 +95,7 @@ class Dashboard:
 
     def page(self, name: str, args: dict[str, str], request: Request) -> pages.Page:
         if name == "schedules":
-            return pages.schedules(self.settings)
+            return pages.schedules(self.driver(), self.settings)
         view = {"overview": pages.overview, "failed": pages.failed, "workers": pages.workers,
                 "job": pages.job_page, "queue": pages.queue_page}[name]
         return view(self.driver(), request, **args)  # type: ignore[operator]
@@ -113,9 +114,13 @@ class Dashboard:
         name, args = found
         if access != Access.ADMIN:
             raise HttpError(403, "the read-only token cannot change anything")
-        handler = {"job": actions.job_action, "queue": actions.queue_action,
-                   "failed": actions.failed_action}[name]
-        done, count, fallback = handler(self.driver(), request, **args)
+        if name == "schedule":
+            done, count, fallback = actions.schedule_action(self.driver(), self.settings,
+                                                            **args)
+        else:
+            handler = {"job": actions.job_action, "queue": actions.queue_action,
+                       "failed": actions.failed_action}[name]
+            done, count, fallback = handler(self.driver(), request, **args)
         log.info("web_action", action=request.path, done=done, count=count)
         if request.wants_json:
             return Response.json({"done": done, "count": count})

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from chappyd.cli.ctl.render import failed_document, job_document
+from chappyd.cli.ctl.schedule import schedule_document
 from chappyd.cli.ctl.status import queue_document, worker_document
 from chappyd.config import Settings, validate_queue_name
 from chappyd.drivers.base import Driver, JobState
+from chappyd.jobs import load_registry
+from chappyd.scheduler import ScheduledJob, scheduled_jobs
 from chappyd.web.http import HttpError, Request
 
 PAGE_SIZE = 50
@@ -82,24 +86,24 @@ def workers(driver: Driver, request: Request) -> Page:
     return "workers.html", {"workers": rows}
 
 
-def schedules(settings: Settings) -> Page:
-    """Periodic jobs from the registered Job classes' `schedule` attribute. A stub
-    until the scheduler lands: it shows what is declared, not next/last runs."""
-    from chappyd.jobs import Registry
+def schedules(driver: Driver, settings: Settings) -> Page:
+    """The periodic jobs of CHAPPY_JOBS with their next and last run, the same rows as
+    `chappyctl schedule:list --json`."""
+    jobs, problem = scheduled(settings)
+    last = driver.last_ticks({job.name: job.queue for job in jobs}) if jobs else {}
+    now = datetime.now(UTC)
+    return "schedules.html", {
+        "schedules": [schedule_document(job, now, last.get(job.name)) for job in jobs],
+        "problem": problem}
 
-    registry, problem = Registry(), None
+
+def scheduled(settings: Settings) -> tuple[list[ScheduledJob], str | None]:
+    """The scheduled classes, and why none could be read if the job modules or a
+    schedule are broken: that must not take the dashboard down."""
     try:
-        registry.load(settings.jobs)
-    except Exception as exc:  # a broken job module must not take the page down
-        problem = f"{type(exc).__name__}: {exc}"
-    rows = []
-    for name in registry.names():
-        cls = registry.get(name)
-        schedule = getattr(cls, "schedule", None)
-        if schedule:
-            rows.append({"job": name, "queue": cls.queue, "schedule": str(schedule),
-                         "next_run": None, "last_run": None})
-    return "schedules.html", {"schedules": rows, "problem": problem}
+        return scheduled_jobs(load_registry(settings), settings.timezone), None
+    except Exception as exc:
+        return [], f"{type(exc).__name__}: {exc}"
 
 
 # ---------------------------------------------------------------- checks

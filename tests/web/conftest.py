@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -117,10 +118,9 @@ def start_web(env: dict[str, str], tmp_path: Path, *args: str) -> WebServer:
     return WebServer(proc, log_path)
 
 
-@pytest.fixture
-def web(backend_env: dict[str, str], driver: Driver, tmp_path: Path) -> Iterator[WebServer]:
-    """The dashboard over the same fresh store as `driver`, with both tokens set."""
-    server = start_web({**backend_env, "CHAPPY_WEB_TOKEN": ADMIN_TOKEN,
+@contextlib.contextmanager
+def running_web(env: dict[str, str], tmp_path: Path) -> Iterator[WebServer]:
+    server = start_web({**env, "CHAPPY_WEB_TOKEN": ADMIN_TOKEN,
                         "CHAPPY_WEB_READONLY_TOKEN": READONLY_TOKEN}, tmp_path)
     try:
         server.wait_listening()
@@ -128,6 +128,33 @@ def web(backend_env: dict[str, str], driver: Driver, tmp_path: Path) -> Iterator
     finally:
         with contextlib.suppress(ProcessLookupError):
             server.stop()
+
+
+@pytest.fixture
+def web(backend_env: dict[str, str], driver: Driver, tmp_path: Path) -> Iterator[WebServer]:
+    """The dashboard over the same fresh store as `driver`, with both tokens set."""
+    with running_web(backend_env, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def scheduled_web(backend_env: dict[str, str], driver: Driver,
+                  tmp_path: Path) -> Iterator[WebServer]:
+    """As `web`, with CHAPPY_JOBS naming tests.web.web_jobs (one scheduled class)."""
+    with running_web({**backend_env, "CHAPPY_JOBS": "tests.web.web_jobs"},
+                     tmp_path) as server:
+        yield server
+
+
+#: the scheduled class of tests.web.web_jobs and its queue
+NIGHTLY, NIGHTLY_QUEUE = "tests.web.web_jobs.NightlyReport", "reports"
+
+
+def next_nightly_run(now: datetime) -> str:
+    """When "30 2 * * *" in UTC next runs after `now`, as the pages write it."""
+    today = now.replace(hour=2, minute=30, second=0, microsecond=0)
+    due = today if today > now else today + timedelta(days=1)
+    return due.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def failed_job(driver: Driver, queue: str = "default", job: str = "app.jobs.Send",

@@ -3,10 +3,17 @@ flush, pause, resume, clear; and where a browser is sent afterwards."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from chappyd.drivers.base import JobState, NewJob
-from tests.web.conftest import ADMIN_TOKEN, failed_job
+from tests.web.conftest import (
+    ADMIN_TOKEN,
+    NIGHTLY,
+    NIGHTLY_QUEUE,
+    READONLY_TOKEN,
+    failed_job,
+)
 
 
 def _post(web, path, **form):
@@ -100,3 +107,49 @@ def test_actions_are_post_only(web, driver):
         reply = web.request("GET", path, token=ADMIN_TOKEN, accept_json=True)
         assert reply.status == 405, path
     assert driver.get(job_id).state == JobState.FAILED
+
+
+def _nightly_jobs(driver):
+    records = driver.jobs(JobState.READY, NIGHTLY_QUEUE, limit=10, offset=0)
+    return [(r.id, json.loads(r.payload)["job"]) for r in records]
+
+
+def test_run_now_pushes_one_run_on_the_class_queue_and_leaves_last_run(scheduled_web, driver):
+    tick = int(time.time()) - 3600
+    payload = json.dumps({"job": NIGHTLY, "data": {}, "max_attempts": 3})
+    ticked = driver.enqueue_tick(NIGHTLY_QUEUE, NIGHTLY, tick, NewJob(payload, tick)).job_id
+    before = time.time()
+    assert _post(scheduled_web, f"/schedules/{NIGHTLY}/run") == {"done": "pushed",
+                                                                 "count": 1}
+    jobs = _nightly_jobs(driver)
+    assert len(jobs) == 2 and jobs[1] == (ticked, NIGHTLY)
+    run_id, job_name = jobs[0]
+    assert job_name == NIGHTLY
+    run = driver.get(run_id)
+    assert before - 1 <= json.loads(run.payload)["scheduled_for"] <= time.time()
+    assert driver.last_ticks({NIGHTLY: NIGHTLY_QUEUE}) == {NIGHTLY: tick}
+    assert [s.queue for s in driver.stats() if s.ready] == [NIGHTLY_QUEUE]
+    cookie = scheduled_web.login(ADMIN_TOKEN)
+    reply = scheduled_web.request("POST", f"/schedules/{NIGHTLY}/run", cookie=cookie,
+                                  origin=scheduled_web.origin, form={"next": "/schedules"})
+    assert (reply.status, reply.headers["location"]) == (303, "/schedules")
+    assert len(_nightly_jobs(driver)) == 3
+
+
+def test_run_now_is_refused_to_the_readonly_token_and_for_unknown_jobs(scheduled_web,
+                                                                       driver):
+    reply = scheduled_web.request("POST", f"/schedules/{NIGHTLY}/run", token=READONLY_TOKEN,
+                                  accept_json=True)
+    assert (reply.status, reply.json()) == (
+        403, {"error": "the read-only token cannot change anything"})
+    cookie = scheduled_web.login(ADMIN_TOKEN)
+    foreign = scheduled_web.request("POST", f"/schedules/{NIGHTLY}/run", cookie=cookie,
+                                    origin="http://evil.example")
+    assert foreign.status == 403
+    for job in ("tests.web.web_jobs.Unscheduled", "no.such.Job"):
+        reply = scheduled_web.request("POST", f"/schedules/{job}/run", token=ADMIN_TOKEN,
+                                      accept_json=True)
+        assert (reply.status, reply.json()) == (404, {"error": f"no scheduled job {job!r}"})
+    get = scheduled_web.request("GET", f"/schedules/{NIGHTLY}/run", token=ADMIN_TOKEN)
+    assert get.status == 405
+    assert driver.count_jobs(JobState.READY) == 0

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 
-from chappyd.drivers.base import NewJob, WorkerInfo
-from tests.web.conftest import ADMIN_TOKEN, failed_job, start_web
+from chappyd.drivers.base import NewJob, TickOutcome, WorkerInfo
+from tests.web.conftest import (
+    ADMIN_TOKEN,
+    NIGHTLY,
+    NIGHTLY_QUEUE,
+    failed_job,
+    next_nightly_run,
+    running_web,
+)
 
 
 def _get(web, path):
@@ -104,17 +113,30 @@ def test_schedules_page_without_scheduled_jobs_says_so(web):
     assert "No schedules" in web.request("GET", "/schedules", token=ADMIN_TOKEN).text
 
 
-def test_schedules_page_lists_the_schedule_attribute_of_registered_jobs(sqlite_env,
-                                                                         tmp_path):
-    web = start_web({**sqlite_env, "CHAPPY_WEB_TOKEN": ADMIN_TOKEN,
-                     "CHAPPY_JOBS": "tests.web.web_jobs"}, tmp_path)
-    try:
-        web.wait_listening()
-        assert _get(web, "/schedules")["schedules"] == [{
-            "job": "tests.web.web_jobs.NightlyReport", "queue": "reports",
-            "schedule": "30 2 * * *", "next_run": None, "last_run": None}]
-    finally:
-        web.stop()
+def test_schedules_page_lists_next_and_last_run_of_each_schedule(scheduled_web, driver):
+    before = datetime.now(UTC)
+    doc = _get(scheduled_web, "/schedules")
+    expected = {"job": NIGHTLY, "queue": NIGHTLY_QUEUE, "schedule": "30 2 * * *",
+                "timezone": "UTC", "next_run": next_nightly_run(before), "last_run": None}
+    assert doc == {"schedules": [expected], "problem": None}
+    tick = int(datetime(2026, 11, 30, 2, 30, tzinfo=UTC).timestamp())
+    payload = json.dumps({"job": NIGHTLY, "data": {}, "max_attempts": 3})
+    result = driver.enqueue_tick(NIGHTLY_QUEUE, NIGHTLY, tick, NewJob(payload, tick))
+    assert result.outcome is TickOutcome.ENQUEUED
+    assert _get(scheduled_web, "/schedules")["schedules"] == [
+        {**expected, "last_run": "2026-11-30T02:30:00.000Z"}]
+    html = scheduled_web.request("GET", "/schedules", token=ADMIN_TOKEN).text
+    assert "2026-11-30T02:30:00.000Z" in html and next_nightly_run(before) in html
+    assert f'action="/schedules/{NIGHTLY}/run"' in html and "Run now" in html
+
+
+def test_schedules_page_reports_job_modules_that_do_not_load(sqlite_env, tmp_path):
+    with running_web({**sqlite_env, "CHAPPY_JOBS": "tests.web.no_such_module"},
+                     tmp_path) as web:
+        doc = _get(web, "/schedules")
+    assert doc["schedules"] == []
+    assert doc["problem"].startswith("ConfigError: ")
+    assert "tests.web.no_such_module" in doc["problem"]
 
 
 def test_pages_carry_headers_that_forbid_framing_and_scripts(web):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ from chappyd.cli.ctl.base import OK, Command, Context, Refused
 from chappyd.cli.ctl.render import iso
 from chappyd.drivers import open_driver
 from chappyd.jobs import load_registry
-from chappyd.scheduler import ScheduledJob, run_payload, scheduled_jobs
+from chappyd.scheduler import ScheduledJob, run_now, scheduled_jobs
 
 
 class ScheduleList(Command):
@@ -49,10 +48,7 @@ class ScheduleTest(Command):
             known = ", ".join(sorted(by_name)) or "none"
             raise Refused(f"{args.job!r} is not a scheduled job of CHAPPY_JOBS "
                           f"(scheduled: {known})")
-        # a run now, not a tick: pushed as any job, so the schedule's last run stays
-        new_job = run_payload(job, int(time.time()), ctx.settings.max_attempts)
-        (job_id,) = ctx.driver().push_many(job.queue, [new_job])
-        ctx.out(job_id)
+        ctx.out(run_now(ctx.driver(), job, ctx.settings.max_attempts))
         return OK
 
 
