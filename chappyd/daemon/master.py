@@ -25,7 +25,7 @@ import structlog
 
 from chappyd import logs
 from chappyd.config import Settings
-from chappyd.daemon import chores, systemd
+from chappyd.daemon import chores, reload, systemd
 from chappyd.daemon.child import Budget, SharedFlag
 from chappyd.daemon.children import ChildProc, RunningJob
 from chappyd.daemon.deadlines import enforce_deadlines
@@ -36,7 +36,7 @@ from chappyd.daemon.reclaim import Settlement, Settlements
 from chappyd.daemon.reports import Kind, Report, readable
 from chappyd.daemon.status import Status
 from chappyd.drivers.base import Driver, WorkerInfo
-from chappyd.errors import ChappyError, ExitStatus
+from chappyd.errors import ExitStatus
 from chappyd.jobs import Registry
 from chappyd.scheduler import Scheduler
 from chappyd.validate import MAX_WORKERS, fd_budget_problem
@@ -250,30 +250,7 @@ class Master:
 
     def reload(self) -> None:
         """HUP: re-read the configuration; replace the children gracefully."""
-        systemd.reloading()
-        try:
-            settings = self.reload_settings()
-        except ChappyError as exc:
-            log.error("reload_failed", error=str(exc), action="keeping the old configuration")
-            systemd.notify("READY=1", f"STATUS=reload failed: {exc}")
-            return
-        if settings.jobs != self.settings.jobs:
-            log.warning("jobs_changed_needs_restart", jobs=list(settings.jobs))
-        if settings.metrics_address != self.settings.metrics_address:
-            log.warning("metrics_changed_needs_restart", address=settings.metrics_address)
-        if (settings.log_format, settings.log_level) != (self.settings.log_format,
-                                                         self.settings.log_level):
-            logs.configure_logging(settings.log_format, settings.log_level)
-        for warning in settings.warnings:
-            log.warning("config_warning", problem=warning)
-        self.settings, self.target = settings, settings.workers
-        self.scheduler = Scheduler.for_master(self.registry, settings)  # queues may differ
-        self.link.close()  # the backend URL may have changed
-        self.link.settings = settings
-        self.pool.retire([c for c in self.pool.children.values() if not c.retiring])
-        self.announce_ready = True
-        log.info("reloaded", queues=list(settings.queues), workers=self.target)
-        self.status.title()
+        reload.reload(self)
 
     # -- children --------------------------------------------------------------------------
     def _manage_children(self) -> None:
