@@ -26,7 +26,7 @@ from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import BackendUnavailable, Interrupt, InvalidPayload, JobTimeout, UnknownJob
 from chappyd.jobs import Job, Registry
 from chappyd.payloads import payload_available_at
-from chappyd.prefetch import Prefetched
+from chappyd.prefetch import GIVE_BACK_AFTER_S, AckLog, Prefetched
 
 log = structlog.get_logger("chappyd.worker")
 
@@ -123,6 +123,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         events: WorkerEvents | None = None,
         budget: Budget | None = None,
+        ack_log: AckLog | None = None,
     ) -> None:
         self.driver = driver
         self.registry = registry
@@ -133,7 +134,7 @@ class Worker:
         self.budget = budget
         # reservations not started yet; given back by a helper thread on their own
         # connection once the job ahead has run a while (see prefetch.py)
-        self._prefetched = Prefetched(lambda: open_driver(settings))
+        self._prefetched = Prefetched(lambda: open_driver(settings), ack_log)
 
     # -- the loop ---------------------------------------------------------------
     def run(
@@ -154,6 +155,7 @@ class Worker:
             while not should_stop() and (max_jobs is None or done < max_jobs):
                 self.events.tick()
                 if self.events.paused():
+                    self._flush_acks_if_up()
                     self.events.nap(NAP_S)
                     continue
                 try:
@@ -179,6 +181,7 @@ class Worker:
         """Reserve and run one job, within the --max budget if there is one."""
         budget = self.budget
         if budget is not None and not budget.acquire(False):
+            self.flush_acks()
             self.events.nap(NAP_S)  # --max reached: the master stops us when the rest finish
             return Turn.IDLE
         try:
@@ -216,8 +219,10 @@ class Worker:
         outage.backoff_s = min(outage.backoff_s * 2, OUTAGE_BACKOFF_S[1])
 
     def _recover(self, outage: _Outage, since: float) -> None:
-        """The first call after an outage: jobs whose outcome we could not record go
-        back (refunded); raises BackendUnavailable while it is still down."""
+        """The first call after an outage: the acks deferred across it are stored, and
+        jobs whose outcome we could not record go back (refunded); raises
+        BackendUnavailable while it is still down."""
+        self.flush_acks()
         released = self.driver.release_owner(self.owner)
         # those included the jobs prefetched before the outage: running them now, on
         # tokens no longer theirs, would run them twice (found by the outage fault test)
@@ -237,23 +242,62 @@ class Worker:
         if reservation is None:
             return False
         self.process(reservation)
+        self.flush_acks()
         return True
 
     def next_reservation(self, limit: int | None = None) -> Reservation | None:
         reservation = self._prefetched.take()
         if reservation is None:
-            batch = self.driver.reserve(
-                self.queues, self.owner, self.settings.lease_s,
-                limit or max(1, self.driver.prefetch),
-            )
+            limit = limit or max(1, self.driver.prefetch)
+            acks = self._prefetched.take_unacked()
+            if acks:
+                try:
+                    acked, batch = self.driver.ack_and_reserve(
+                        acks, self.queues, self.owner, self.settings.lease_s, limit)
+                except BaseException:
+                    self._prefetched.acked(acks, stored=False)
+                    raise
+                self._acks_stored(acks, acked)
+            else:
+                batch = self.driver.reserve(self.queues, self.owner, self.settings.lease_s,
+                                            limit)
             self._prefetched.add(batch)
             reservation = self._prefetched.take()
         return reservation
 
+    def flush_acks(self) -> None:
+        """Store the deferred acks now (raises BackendUnavailable, keeping them)."""
+        acks = self._prefetched.take_unacked()
+        if not acks:
+            return
+        try:
+            acked = self.driver.ack_many(acks)
+        except BaseException:
+            self._prefetched.acked(acks, stored=False)
+            raise
+        self._acks_stored(acks, acked)
+
+    def _flush_acks_if_up(self) -> None:
+        with contextlib.suppress(BackendUnavailable):  # kept for the next flush
+            self.flush_acks()
+
+    def _acks_stored(self, acks: Sequence[Reservation], acked: int) -> None:
+        self._prefetched.acked(acks, stored=True)
+        if acked < len(acks):
+            # a lease taken over between a short job's end and this flush: the job's
+            # outcome is its new holder's (which one of the batch is not told)
+            log.warning("lease_lost", action="ack", count=len(acks) - acked,
+                        ids=[r.id for r in acks])
+
     def release_prefetched(self) -> None:
-        """Give back jobs reserved but not started, attempts refunded; ends the
-        give-back helper (the worker is done reserving)."""
+        """Store the deferred acks, give back jobs reserved but not started (attempts
+        refunded), and end the give-back helper (the worker is done reserving)."""
         self._prefetched.stop()
+        try:
+            self.flush_acks()
+        except BackendUnavailable:
+            # still in the ack log: a daemon's master acks them once this child is gone
+            log.warning("ack_failed", count=len(self._prefetched.take_unacked()))
         pending = self._prefetched.take_all()
         if pending:
             try:
@@ -319,11 +363,19 @@ class Worker:
         except Exception as exc:
             return self._failed_attempt(job, reservation, max_attempts, exc, bound, began)
         duration = round(time.monotonic() - began, 6)
-        if not self.driver.ack(reservation):
+        if not self._ack(reservation, duration):
             bound.warning("lease_lost", duration_s=duration, action="ack")
             return Outcome.STALE
         bound.info("job_done", duration_s=duration)
         return Outcome.DONE
+
+    def _ack(self, reservation: Reservation, duration_s: float) -> bool:
+        """A short job's ack goes with the next reserve, one round trip for a batch
+        (the give-back helper stores it if a long job comes first); a long job's, whose
+        lease may have been taken over meanwhile, is stored and checked now."""
+        if duration_s < GIVE_BACK_AFTER_S and self._prefetched.defer_ack(reservation):
+            return True
+        return self.driver.ack(reservation)
 
     def _failed_attempt(
         self,

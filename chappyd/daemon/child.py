@@ -28,6 +28,7 @@ from chappyd import logs
 from chappyd.config import Settings
 from chappyd.daemon import systemd, titles
 from chappyd.daemon.reports import MAX_NAME_CHARS, Kind, ReportWriter
+from chappyd.daemon.unacked import UnackedSlot
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Reservation
 from chappyd.errors import ExitStatus, Interrupt
@@ -90,6 +91,7 @@ class ChildSpec:
     budget: Budget | None = None
     close_fds: Sequence[int] = ()
     paused: SharedFlag | None = None  # the master's pause (TSTP/CONT)
+    unacked: UnackedSlot | None = None  # its finished, unacked jobs, for the master
 
 
 def owner_of(host: str, master_pid: int, child_pid: int) -> str:
@@ -131,7 +133,8 @@ class Child(WorkerEvents):
         self._left = False  # told the master why it leaves (LEAVING sent)
         self._setup_process()
         self.worker = Worker(open_driver(spec.settings), registry, spec.settings,
-                             self.owner, self.queues, events=self, budget=spec.budget)
+                             self.owner, self.queues, events=self, budget=spec.budget,
+                             ack_log=spec.unacked)
         self.reports.send(Kind.READY)
 
     # -- set-up after fork ----------------------------------------------------------
