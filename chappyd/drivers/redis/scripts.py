@@ -7,6 +7,7 @@ after the load is exact, also inside a pipeline.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import redis
+
+    from chappyd.drivers.base import Reservation
+    from chappyd.drivers.redis.keys import KeyLayout
 
 Arg = str | int | float
 
@@ -136,6 +140,22 @@ def _pipeline(client: redis.Redis, before: Sequence[tuple], calls: Sequence[Call
     return list(pipe.execute(raise_on_error=False))
 
 
-ALL_SCRIPTS = ("push", "push_ready", "push_full", "reserve", "ack", "retry", "fail",
-               "release", "held_by", "extend_leases", "release_owner", "expire_leases",
+def per_queue(layout: KeyLayout, name: str, parts: Sequence[str],
+              reservations: Sequence[Reservation]) -> list[Call]:
+    """One call of script `name` per queue of `reservations` (a script touches one
+    queue's slot): KEYS the queue's keys named by `parts` (QueueKeys fields), then the
+    job hashes; ARGV id, token per job, in the order given."""
+    by_queue: dict[str, list[Reservation]] = defaultdict(list)
+    for r in reservations:
+        by_queue[r.queue].append(r)
+    calls = []
+    for queue, group in by_queue.items():
+        k = layout.queue(queue)
+        keys = [*(getattr(k, part) for part in parts), *(k.job(r.id) for r in group)]
+        calls.append(Call(script(name), keys, [v for r in group for v in (r.id, r.token)]))
+    return calls
+
+
+ALL_SCRIPTS = ("push", "push_ready", "push_full", "reserve", "ack", "ack_many", "retry",
+               "fail", "release", "held_by", "extend_leases", "release_owner", "expire_leases",
                "stats", "retry_failed", "forget", "clear", "enqueue_tick")
