@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
 from redis.connection import Connection
 
 from chappyd.drivers.base import NewJob
@@ -70,3 +71,13 @@ def test_a_wake_up_reserve_is_handed_out_with_the_acks_in_one_round_trip(
     acked, taken = driver.ack_and_reserve([done], ["default"], OWNER, 30, 4)
     assert (acked, len(taken), rounds()) == (1, 2, 1)
     assert stats_of(driver) == (0, 0, 2, 0)
+
+
+def test_after_a_script_flush_the_acks_and_the_reserve_each_run_once(driver, backend_env):
+    driver.push_many("a", [NewJob(payload(), time.time())] * 2)
+    driver.push_many("b", [NewJob(payload(), time.time())] * 3)
+    first = driver.reserve(["a", "b"], OWNER, 30, 3)
+    redis.Redis.from_url(backend_env["REDIS_URL"]).script_flush()
+    acked, taken = driver.ack_and_reserve(first, ["b"], OWNER, 30, 5)  # NOSCRIPT: again
+    assert (acked, [r.attempts for r in taken]) == (3, [1, 1])
+    assert stats_of(driver, "a") == (0, 0, 0, 0) and stats_of(driver, "b") == (0, 0, 2, 0)
