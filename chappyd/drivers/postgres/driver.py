@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import psycopg
 import structlog
@@ -24,7 +23,7 @@ from chappyd.drivers.base import (
     first_of_each_key,
     spread_ids,
 )
-from chappyd.drivers.postgres import caller
+from chappyd.drivers.postgres import caller, claims
 from chappyd.drivers.postgres.admin import (  # the schema names stay importable from here
     LATEST,  # noqa: F401
     MIGRATIONS,  # noqa: F401
@@ -156,43 +155,31 @@ class PostgresDriver(PostgresAdmin):
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:
-        params = [json.dumps(list(queues)).encode(), owner.encode(),
-                  repr(float(lease_s)).encode(), str(max(1, limit)).encode()]
+        return self._claim((), queues, owner, lease_s, limit)[1]
+
+    def ack_and_reserve(
+        self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+        lease_s: float, limit: int = 1,
+    ) -> tuple[int, list[Reservation]]:
+        if limit < 1:
+            return self.ack_many(acks), []
+        return self._claim(acks, queues, owner, lease_s, limit)
+
+    def _claim(self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+               lease_s: float, limit: int) -> tuple[int, list[Reservation]]:
+        params = claims.reserve_params(queues, owner, lease_s, limit)
         with self._session.use() as conn:
             self._session.set_async_commit(conn)
             # a busy worker never waits: drop what LISTEN brought meanwhile, unread
             self._session.discard_notifies(conn)
             limited = sorted(set(queues) & self._limited_queues(conn))
-            with self._session.worker_transaction(conn), self._limit_lock(conn, limited):
-                batch = self._session.query_value(
-                    conn, "chappyd_reserve", Q["reserve"],
-                    [*params, b"t" if limited else b"f"])
-        self._drain_listener()
-        taken = [] if batch is None else json.loads(batch)
+            acked, batch = claims.claim(self._session, conn, acks, params, limited)
+        if self._listener is not None:
+            self._listener.drain()  # the server must never block sending to it
+        taken = claims.reservations_of(batch)
         self._batches.claimed(len(taken))
-        return [Reservation(str(job_id), queue, payload, attempts, token, reserved_at)
-                for job_id, queue, payload, attempts, token, reserved_at in taken]
+        return acked, taken
 
-    def _drain_listener(self) -> None:
-        """Read and drop what a busy worker's LISTEN connection received, so that
-        the server never blocks sending to it (one non-blocking read)."""
-        listener = self._listener
-        if listener is None or not listener.is_open():
-            return
-        with listener.use() as conn:
-            listener.read_notifies(conn)
-            listener.discard_notifies(conn)
-
-    @contextmanager
-    def _limit_lock(self, conn: psycopg.Connection, limited: list[str]) -> Iterator[None]:
-        """Around a claim of queues with limited jobs: their queue_limited rows locked
-        until it commits (inside the pooled worker transaction if there is one)."""
-        if not limited:
-            yield
-            return
-        with conn.transaction():
-            conn.execute(Q["lock_limited"], {"queues": limited})
-            yield
     def _limited_queues(self, conn: psycopg.Connection) -> set[str]:
         """The queues that ever had a limited job, re-read at most every
         LIMITED_REFRESH_S. Until a worker sees a queue there, its claims skip that
@@ -299,6 +286,13 @@ class PostgresDriver(PostgresAdmin):
                 conn, "chappyd_ack", Q["ack"],
                 [reservation.id.encode(), reservation.token.encode()])
         return deleted == 1
+
+    def ack_many(self, reservations: Sequence[Reservation]) -> int:
+        if not reservations:
+            return 0
+        with self._session.use() as conn:
+            self._session.set_async_commit(conn)
+            return claims.ack_many(self._session, conn, reservations)
 
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         return self._finish("retry", reservation, error=error, available_at=available_at)
