@@ -23,6 +23,7 @@ from chappyd.drivers.base import (
     first_of_each_key,
     spread_ids,
 )
+from chappyd.drivers.batching import BatchSizer
 from chappyd.drivers.postgres import caller, claims
 from chappyd.drivers.postgres.admin import (  # the schema names stay importable from here
     LATEST,  # noqa: F401
@@ -47,10 +48,6 @@ LIMITED_REFRESH_S = 1.0
 #: Idle workers vacuum the queue table past this many dead rows, checking this often.
 TIDY_DEAD_ROWS = 10_000
 TIDY_INTERVAL_S = 10.0
-#: Claim batches: start small, hold at most about this much work ahead, cap the size.
-PREFETCH_START = 4
-PREFETCH_BUDGET_S = 0.020
-PREFETCH_MAX = 32
 
 log = structlog.get_logger("chappyd.postgres")
 
@@ -59,7 +56,7 @@ class PostgresDriver(PostgresAdmin):
     kind = "postgres"
 
     def __init__(self, settings: Settings) -> None:
-        self._batches = _BatchSizer()
+        self._batches = BatchSizer()
         self._tidy_at = 0.0
         self._limited: set[str] = set()
         self._limited_at = 0.0
@@ -345,38 +342,6 @@ class PostgresDriver(PostgresAdmin):
     def expire_leases(self) -> int:
         return self._back_to_waiting("expire_leases")
 
-
-
-class _BatchSizer:
-    """The claim batch size: as many jobs as take about PREFETCH_BUDGET_S to run.
-
-    Batching pays for short jobs: a claim of 30 rows costs the worker and the server
-    about what a claim of one does (measured: 200 us of worker CPU per no-op job at
-    batch 1, 86 us at 30). For long jobs it would only hoard: jobs wait behind a long
-    one in this child while another child idles, and a job of a higher-priority queue
-    waits behind the batch. So the size follows the job time measured between claims,
-    and stays 1 for jobs of PREFETCH_BUDGET_S or more.
-    """
-
-    def __init__(self) -> None:
-        self.size = PREFETCH_START
-        self._pinned = False
-        self._since: float | None = None
-        self._last = 0
-
-    def pin(self, size: int) -> None:
-        self.size, self._pinned = max(1, size), True
-
-    def claimed(self, count: int) -> None:
-        """Called at each claim; the jobs of the previous one have run meanwhile (the
-        worker claims again only when its batch is done)."""
-        now = time.monotonic()
-        if not self._pinned and self._since is not None and self._last > 0:
-            per_job_s = (now - self._since) / self._last
-            wanted = int(PREFETCH_BUDGET_S / per_job_s) if per_job_s > 0 else PREFETCH_MAX
-            self.size = max(1, min(PREFETCH_MAX, wanted))
-        # a claim that found nothing is followed by a wait: no job time to learn from
-        self._since, self._last = now, count
 
 
 class _ServerClock:

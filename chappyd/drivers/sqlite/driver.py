@@ -23,6 +23,7 @@ from chappyd.drivers.base import (
     TickOutcome,
     TickResult,
 )
+from chappyd.drivers.batching import BatchSizer
 from chappyd.drivers.sqlite import opening
 from chappyd.drivers.sqlite.admin import Q, SqliteAdmin
 from chappyd.drivers.sqlite.migrate import SCHEMA_BLOCKS, apply_schema
@@ -38,7 +39,6 @@ BUSY_TIMEOUT_MS = 10_000
 
 class SqliteDriver(SqliteAdmin):
     kind = "sqlite"
-    prefetch = 1  # a claim is a local write: batching buys little and costs duplicates
 
     def __init__(self, settings: Settings, read_only: bool = False,
                  busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
@@ -50,6 +50,8 @@ class SqliteDriver(SqliteAdmin):
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._last_work = 0.0  # monotonic time of the last reserve that found a job
+        # a claim is a write transaction: short jobs are claimed and acked in batches
+        self._batches = BatchSizer()
         #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
         #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
         self.adoption_note: str | None = None
@@ -213,15 +215,29 @@ class SqliteDriver(SqliteAdmin):
             raise BackendUnavailable(self.description, str(exc)) from exc
 
     # -- workers ----------------------------------------------------------------
+    @property
+    def prefetch(self) -> int:
+        """How many jobs the worker should reserve at once: adapts to job length."""
+        return self._batches.size
+
+    @prefetch.setter
+    def prefetch(self, size: int) -> None:
+        """Pin the batch size (benchmarks compare sizes this way)."""
+        self._batches.pin(size)
+
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:
         now = time.time()
         with self._write() as conn:
             taken = _claim(conn, queues, owner, lease_s, limit, now)
+        self._claimed(taken)
+        return taken
+
+    def _claimed(self, taken: list[Reservation]) -> None:
+        self._batches.claimed(len(taken))
         if taken:
             self._last_work = time.monotonic()
-        return taken
 
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
         with self._guard() as conn:
@@ -261,8 +277,7 @@ class SqliteDriver(SqliteAdmin):
         with self._write() as conn:
             acked = _delete_acked(conn, acks)
             taken = _claim(conn, queues, owner, lease_s, limit, now) if limit >= 1 else []
-        if taken:
-            self._last_work = time.monotonic()
+        self._claimed(taken)
         return acked, taken
 
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
