@@ -40,7 +40,9 @@ def _ack_time_s(driver: Driver) -> float:
 
 def test_each_reservation_is_started_or_given_back_exactly_once(
         driver: Driver, settings, monkeypatch) -> None:
-    pause_s = max(0.0002, _ack_time_s(driver))
+    # twice the median: the ack in the worker's turn varies with the machine's load, and
+    # at one ack's time a loaded run saw the helper win all 100 rounds
+    pause_s = max(0.0002, 2 * _ack_time_s(driver))
     monkeypatch.setattr("chappyd.prefetch.GIVE_BACK_AFTER_S", pause_s)
     rng = random.Random(7)
     prefetched = Prefetched(lambda: open_driver(settings))
