@@ -129,6 +129,7 @@ class Child(WorkerEvents):
         self._reopen_logs = False
         self._last_alive = 0.0
         self._left = False  # told the master why it leaves (LEAVING sent)
+        self._shown: tuple[str | None, str | None, str] | None = None  # the title's parts
         self._setup_process()
         self.worker = Worker(open_driver(spec.settings), registry, spec.settings,
                              self.owner, self.queues, events=self, budget=spec.budget)
@@ -268,8 +269,15 @@ class Child(WorkerEvents):
         return False
 
     def _title(self, job: str | None = None, job_id: str | None = None) -> None:
-        note = "paused" if self.paused() else ("stopping" if self.stopping else "idle")
-        titles.set_title(titles.worker_title(self.spec.slot, self.queues, job, job_id, note))
+        # every turn of the loop asks (a pause or a stop shows at once), but
+        # setproctitle() only runs when the title changes: twice a job, not three times
+        note = ""
+        if job is None:
+            note = "paused" if self.paused() else ("stopping" if self.stopping else "idle")
+        shown = (job, job_id, note)
+        if shown != self._shown:
+            self._shown = shown
+            titles.set_title(titles.worker_title(self.spec.slot, self.queues, job, job_id, note))
 
     def close(self) -> None:
         self.worker.release_prefetched()
