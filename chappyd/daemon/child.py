@@ -228,9 +228,9 @@ class Child(WorkerEvents):
 
     def job_started(self, started: Started) -> None:
         reservation = started.reservation
-        self.reports.send(Kind.STARTED, id=reservation.id, job=started.job_name[:MAX_NAME_CHARS],
-                          timeout_s=started.timeout_s, queue=reservation.queue,
-                          attempt=reservation.attempts, wait_s=wait_seconds(started))
+        self.reports.started(reservation.id, started.job_name[:MAX_NAME_CHARS],
+                             started.timeout_s, reservation.queue, reservation.attempts,
+                             wait_seconds(started))
         self._title(started.job_name, reservation.id)
         self.in_job = True
 
@@ -244,8 +244,7 @@ class Child(WorkerEvents):
             self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
                               queue=reservation.queue)
         else:
-            self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
-                              duration_s=duration_s, queue=reservation.queue)
+            self.reports.finished(reservation.id, outcome, duration_s, reservation.queue)
 
     def leave_after(self, done: int) -> bool:
         if self._over_memory():
