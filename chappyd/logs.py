@@ -21,6 +21,8 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 #: The file stderr was redirected to at start (`chappyd 2>>/var/log/chappyd.log`),
 #: reopened by name on SIGUSR1; None when stderr is a TTY, a pipe or journald.
 _stderr_path: str | None = None
+#: The logger factory configure_logging() gave structlog (None before it ran).
+_factory: structlog.stdlib.LoggerFactory | None = None
 
 
 def configure_logging(log_format: str | None, level: str, stream: object = None) -> None:
@@ -38,12 +40,14 @@ def configure_logging(log_format: str | None, level: str, stream: object = None)
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    global _factory
+    _factory = structlog.stdlib.LoggerFactory()
     structlog.configure(
         # filter_by_level first: at LOG_LEVEL=warning a per-job info line must cost a
         # level check, not a timestamp and a dict merge (3.6 -> 1.6 us a call measured)
         processors=[structlog.stdlib.filter_by_level, *shared,
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=_factory,
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
@@ -57,6 +61,21 @@ def configure_logging(log_format: str | None, level: str, stream: object = None)
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
     remember_stderr_file()
+
+
+def drops(logger: logging.Logger, level: int) -> bool:
+    """True when an event at `level` from the structlog logger named like `logger` is
+    sure to be dropped: structlog still makes standard-library loggers as
+    configure_logging() set it up, its first processor is still filter_by_level, and
+    that drops the event for `logger`'s level as this does (no structlog version
+    drops less). A caller may then skip building the event (a bound logger per job).
+    False under any other set-up (structlog's defaults, a test's capture_logs): the
+    event is built as ever and structlog decides."""
+    config = structlog.get_config()
+    processors = config["processors"]
+    return (config["logger_factory"] is _factory and _factory is not None
+            and bool(processors) and processors[0] is structlog.stdlib.filter_by_level
+            and (logger.disabled or level < logger.getEffectiveLevel()))
 
 
 def remember_stderr_file() -> None:

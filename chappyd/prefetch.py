@@ -18,6 +18,13 @@ The helper has its own driver connection (a connection is not thread-safe), open
 on its first give-back; a worker whose jobs all run in under GIVE_BACK_AFTER_S never
 opens it. It sleeps on an Event while there is nothing to watch, so an idle or
 drain-busy worker pays at most one wake-up per batch.
+
+It also holds the worker's finished jobs whose ack is deferred (Worker._done): they go
+with the next reserve, one round trip for the batch. The helper watches them too, so
+that no ack waits behind a long job for more than GIVE_BACK_AFTER_S: at that mark it
+acks them on its connection. Every one is listed in an AckLog until its ack is
+stored; the daemon's child lists them where its master reads them if it dies
+(daemon/unacked.py).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import structlog
 
@@ -39,13 +47,41 @@ log = structlog.get_logger("chappyd.worker")
 GIVE_BACK_AFTER_S = 0.100
 
 
+class AckLog(Protocol):
+    """Where finished, unacked jobs are listed until their ack is stored."""
+
+    def add(self, reservation: Reservation) -> bool:
+        """False, and nothing listed, when there is no room: ack it now instead."""
+        ...
+
+    def replace(self, reservations: Sequence[Reservation]) -> list[Reservation]:
+        """The listed set is now `reservations`; returns those that did not fit."""
+        ...
+
+
+class NoAckLog:
+    """A bare worker's: nobody reads the list."""
+
+    def add(self, reservation: Reservation) -> bool:
+        return True
+
+    def replace(self, reservations: Sequence[Reservation]) -> list[Reservation]:
+        return []
+
+
 class Prefetched:
     """The reservations a worker holds but has not started, oldest first."""
 
-    def __init__(self, open_release_driver: Callable[[], Driver]) -> None:
+    def __init__(self, open_release_driver: Callable[[], Driver],
+                 ack_log: AckLog | None = None) -> None:
         self._open_driver = open_release_driver
         self._lock = threading.Lock()
         self._queue: deque[Reservation] = deque()
+        #: finished jobs whose ack is deferred, and every job listed in the ack log
+        #: (those plus the ones whose ack is on its way)
+        self._unacked: list[Reservation] = []
+        self._listed: list[Reservation] = []
+        self._ack_log: AckLog = ack_log or NoAckLog()
         #: which job the worker took last and when (monotonic); changes on every take()
         self._taken_seq = 0
         self._taken_at = 0.0
@@ -62,6 +98,9 @@ class Prefetched:
     def __bool__(self) -> bool:
         return bool(self._queue)
 
+    def __len__(self) -> int:
+        return len(self._queue)
+
     # -- the worker's side ------------------------------------------------------------
     def add(self, batch: Sequence[Reservation]) -> None:
         with self._lock:
@@ -75,13 +114,41 @@ class Prefetched:
             reservation = self._queue.popleft()
             self._taken_seq += 1
             self._taken_at = time.monotonic()
-            watch = bool(self._queue) and self._parked
+            watch = bool(self._queue or self._unacked) and self._parked
             if watch:
                 self._parked = False
         if watch:
             self._start_helper()
             self._wake.set()
         return reservation
+
+    def defer_ack(self, reservation: Reservation) -> bool:
+        """Ack `reservation` later; False when it cannot be listed (ack it now)."""
+        with self._lock:
+            if not self._ack_log.add(reservation):
+                return False
+            self._unacked.append(reservation)
+            self._listed.append(reservation)
+            return True
+
+    def take_unacked(self) -> list[Reservation]:
+        """The deferred acks, now the caller's to send; then acked() with them."""
+        with self._lock:
+            acks, self._unacked = self._unacked, []
+            return acks
+
+    def acked(self, acks: Sequence[Reservation], stored: bool) -> None:
+        """The ack of `acks` was stored (they leave the log), or failed (they wait for
+        the next flush)."""
+        if not acks:
+            return
+        with self._lock:
+            if not stored:
+                self._unacked[:0] = acks
+                return
+            gone = {id(r) for r in acks}
+            self._listed = [r for r in self._listed if id(r) not in gone]
+            self._ack_log.replace(self._listed)
 
     def take_all(self) -> list[Reservation]:
         """Every reservation left, now the caller's (to release or forget)."""
@@ -120,7 +187,7 @@ class Prefetched:
     def _watch(self) -> None:
         while not self._stopped:
             with self._lock:
-                if not self._queue:
+                if not self._queue and not self._unacked:
                     self._parked = True
                     self._wake.clear()
                     watched = None
@@ -133,19 +200,39 @@ class Prefetched:
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            claimed, epoch = self._claim_rest(seq)
+            claimed, epoch, acks = self._claim_rest(seq)
+            if acks:
+                self._ack(acks)
             if claimed:
                 self._give_back(claimed, epoch)
 
-    def _claim_rest(self, seq: int) -> tuple[list[Reservation], int]:
-        """The reservations left, if the job taken as `seq` is still the last taken:
-        it has run for GIVE_BACK_AFTER_S, and the rest are not to wait behind it."""
+    def _claim_rest(self, seq: int) -> tuple[list[Reservation], int, list[Reservation]]:
+        """The reservations left and the deferred acks, if the job taken as `seq` is
+        still the last taken: it has run for GIVE_BACK_AFTER_S, and the rest are not
+        to wait behind it."""
         with self._lock:
-            if self._stopped or seq != self._taken_seq or not self._queue:
-                return [], self._epoch
+            if self._stopped or seq != self._taken_seq:
+                return [], self._epoch, []
             claimed = list(self._queue)
             self._queue.clear()
-            return claimed, self._epoch
+            acks, self._unacked = self._unacked, []
+            return claimed, self._epoch, acks
+
+    def _ack(self, acks: list[Reservation]) -> None:
+        try:
+            if self._driver is None:
+                self._driver = self._open_driver()
+            acked = self._driver.ack_many(acks)
+        except Exception as exc:  # BackendUnavailable, or a connection that cannot open
+            self.acked(acks, stored=False)  # the worker's next flush sends them
+            log.warning("ack_failed", count=len(acks), error=str(exc))
+            self._drop_driver()
+            time.sleep(GIVE_BACK_AFTER_S)
+            return
+        self.acked(acks, stored=True)
+        if acked < len(acks):
+            log.warning("lease_lost", action="ack", count=len(acks) - acked,
+                        ids=[r.id for r in acks])
 
     def _give_back(self, claimed: list[Reservation], epoch: int) -> None:
         try:
@@ -159,11 +246,14 @@ class Prefetched:
                 if epoch == self._epoch and not self._stopped:
                     self._queue.extendleft(reversed(claimed))
             log.warning("give_back_failed", count=len(claimed), error=str(exc))
-            with contextlib.suppress(Exception):
-                if self._driver is not None:
-                    self._driver.close()
-            self._driver = None
+            self._drop_driver()
             time.sleep(GIVE_BACK_AFTER_S)
             return
         self.given_back += released
         log.info("prefetch_given_back", count=released, ids=[r.id for r in claimed])
+
+    def _drop_driver(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._driver is not None:
+                self._driver.close()
+        self._driver = None

@@ -9,12 +9,11 @@ drivers/base.py and knows nothing of processes; `chappyd --once` uses run_once()
 from __future__ import annotations
 
 import contextlib
-import signal
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from types import FrameType
 from typing import Any, Protocol
 
 import structlog
@@ -25,10 +24,13 @@ from chappyd.drivers import open_driver
 from chappyd.drivers.base import Driver, Reservation
 from chappyd.errors import BackendUnavailable, Interrupt, InvalidPayload, JobTimeout, UnknownJob
 from chappyd.jobs import Job, Registry
+from chappyd.logs import drops
 from chappyd.payloads import payload_available_at
-from chappyd.prefetch import Prefetched
+from chappyd.prefetch import GIVE_BACK_AFTER_S, AckLog, Prefetched
+from chappyd.timelimit import TimeLimit
 
 log = structlog.get_logger("chappyd.worker")
+_stdlib_log = logging.getLogger("chappyd.worker")  # the one structlog's level filter asks
 
 #: An idle worker re-checks its stop flag at least this often.
 IDLE_WAIT_S = 1.0
@@ -123,6 +125,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         events: WorkerEvents | None = None,
         budget: Budget | None = None,
+        ack_log: AckLog | None = None,
     ) -> None:
         self.driver = driver
         self.registry = registry
@@ -133,7 +136,8 @@ class Worker:
         self.budget = budget
         # reservations not started yet; given back by a helper thread on their own
         # connection once the job ahead has run a while (see prefetch.py)
-        self._prefetched = Prefetched(lambda: open_driver(settings))
+        self._prefetched = Prefetched(lambda: open_driver(settings), ack_log)
+        self._time_limit = TimeLimit()
 
     # -- the loop ---------------------------------------------------------------
     def run(
@@ -150,10 +154,12 @@ class Worker:
         Returns the count of finished attempts."""
         done = 0
         outage = _Outage() if ride_out_outages else None
+        self._time_limit.hold()
         try:
             while not should_stop() and (max_jobs is None or done < max_jobs):
                 self.events.tick()
                 if self.events.paused():
+                    self._flush_acks_if_up()
                     self.events.nap(NAP_S)
                     continue
                 try:
@@ -172,6 +178,7 @@ class Worker:
                     if self.events.leave_after(done):
                         break
         finally:
+            self._time_limit.let_go()
             self.release_prefetched()
         return done
 
@@ -179,6 +186,7 @@ class Worker:
         """Reserve and run one job, within the --max budget if there is one."""
         budget = self.budget
         if budget is not None and not budget.acquire(False):
+            self.flush_acks()
             self.events.nap(NAP_S)  # --max reached: the master stops us when the rest finish
             return Turn.IDLE
         try:
@@ -216,8 +224,10 @@ class Worker:
         outage.backoff_s = min(outage.backoff_s * 2, OUTAGE_BACKOFF_S[1])
 
     def _recover(self, outage: _Outage, since: float) -> None:
-        """The first call after an outage: jobs whose outcome we could not record go
-        back (refunded); raises BackendUnavailable while it is still down."""
+        """The first call after an outage: the acks deferred across it are stored, and
+        jobs whose outcome we could not record go back (refunded); raises
+        BackendUnavailable while it is still down."""
+        self.flush_acks()
         released = self.driver.release_owner(self.owner)
         # those included the jobs prefetched before the outage: running them now, on
         # tokens no longer theirs, would run them twice (found by the outage fault test)
@@ -237,23 +247,62 @@ class Worker:
         if reservation is None:
             return False
         self.process(reservation)
+        self.flush_acks()
         return True
 
     def next_reservation(self, limit: int | None = None) -> Reservation | None:
         reservation = self._prefetched.take()
         if reservation is None:
-            batch = self.driver.reserve(
-                self.queues, self.owner, self.settings.lease_s,
-                limit or max(1, self.driver.prefetch),
-            )
+            limit = limit or max(1, self.driver.prefetch)
+            acks = self._prefetched.take_unacked()
+            if acks:
+                try:
+                    acked, batch = self.driver.ack_and_reserve(
+                        acks, self.queues, self.owner, self.settings.lease_s, limit)
+                except BaseException:
+                    self._prefetched.acked(acks, stored=False)
+                    raise
+                self._acks_stored(acks, acked)
+            else:
+                batch = self.driver.reserve(self.queues, self.owner, self.settings.lease_s,
+                                            limit)
             self._prefetched.add(batch)
             reservation = self._prefetched.take()
         return reservation
 
+    def flush_acks(self) -> None:
+        """Store the deferred acks now (raises BackendUnavailable, keeping them)."""
+        acks = self._prefetched.take_unacked()
+        if not acks:
+            return
+        try:
+            acked = self.driver.ack_many(acks)
+        except BaseException:
+            self._prefetched.acked(acks, stored=False)
+            raise
+        self._acks_stored(acks, acked)
+
+    def _flush_acks_if_up(self) -> None:
+        with contextlib.suppress(BackendUnavailable):  # kept for the next flush
+            self.flush_acks()
+
+    def _acks_stored(self, acks: Sequence[Reservation], acked: int) -> None:
+        self._prefetched.acked(acks, stored=True)
+        if acked < len(acks):
+            # a lease taken over between a short job's end and this flush: the job's
+            # outcome is its new holder's (which one of the batch is not told)
+            log.warning("lease_lost", action="ack", count=len(acks) - acked,
+                        ids=[r.id for r in acks])
+
     def release_prefetched(self) -> None:
-        """Give back jobs reserved but not started, attempts refunded; ends the
-        give-back helper (the worker is done reserving)."""
+        """Store the deferred acks, give back jobs reserved but not started (attempts
+        refunded), and end the give-back helper (the worker is done reserving)."""
         self._prefetched.stop()
+        try:
+            self.flush_acks()
+        except BackendUnavailable:
+            # still in the ack log: a daemon's master acks them once this child is gone
+            log.warning("ack_failed", count=len(self._prefetched.take_unacked()))
         pending = self._prefetched.take_all()
         if pending:
             try:
@@ -276,8 +325,8 @@ class Worker:
     # -- one job ------------------------------------------------------------------
     def process(self, reservation: Reservation) -> Outcome:
         """Run one reserved job to its outcome; never raises for the job's own errors."""
-        bound = log.bind(job_id=reservation.id, queue=reservation.queue,
-                         attempt=reservation.attempts)
+        bound = _JobLog({"job_id": reservation.id, "queue": reservation.queue,
+                         "attempt": reservation.attempts})
         try:
             job = self.registry.job_for(reservation)
         except (InvalidPayload, UnknownJob) as exc:
@@ -303,11 +352,11 @@ class Worker:
         self.events.job_finished(started, outcome)
         return outcome
 
-    def _run(self, job: Job, started: Started, max_attempts: int, bound: Any) -> Outcome:
+    def _run(self, job: Job, started: Started, max_attempts: int, bound: _JobLog) -> Outcome:
         reservation = started.reservation
         began = time.monotonic()
         try:
-            with _time_limit(started.timeout_s, started.job_name):
+            with self._time_limit(started.timeout_s, started.job_name):
                 job.handle()
         except JobTimeout as exc:
             return self._failed_attempt(job, reservation, max_attempts, exc, bound, began)
@@ -319,11 +368,19 @@ class Worker:
         except Exception as exc:
             return self._failed_attempt(job, reservation, max_attempts, exc, bound, began)
         duration = round(time.monotonic() - began, 6)
-        if not self.driver.ack(reservation):
+        if not self._ack(reservation, duration):
             bound.warning("lease_lost", duration_s=duration, action="ack")
             return Outcome.STALE
         bound.info("job_done", duration_s=duration)
         return Outcome.DONE
+
+    def _ack(self, reservation: Reservation, duration_s: float) -> bool:
+        """A short job's ack goes with the next reserve, one round trip for a batch
+        (the give-back helper stores it if a long job comes first); a long job's, whose
+        lease may have been taken over meanwhile, is stored and checked now."""
+        if duration_s < GIVE_BACK_AFTER_S and self._prefetched.defer_ack(reservation):
+            return True
+        return self.driver.ack(reservation)
 
     def _failed_attempt(
         self,
@@ -331,7 +388,7 @@ class Worker:
         reservation: Reservation,
         max_attempts: int,
         exc: BaseException,
-        bound: Any,
+        bound: _JobLog,
         began: float,
     ) -> Outcome:
         duration = round(time.monotonic() - began, 6)
@@ -347,20 +404,28 @@ class Worker:
         return Outcome.RETRIED
 
 
-class _time_limit:
-    """Raise JobTimeout in the main thread after `seconds` (SIGALRM). The master
-    SIGKILLs a child whose job ignores it."""
+class _JobLog:
+    """A job's log fields, bound into a structlog logger only for an event that is
+    logged: the events and their fields are those of log.bind(**fields), but a job
+    that succeeds at LOG_LEVEL=warning builds no bound logger (two binds and a
+    dropped info line were ~6 us a job)."""
 
-    def __init__(self, seconds: float, job_name: str) -> None:
-        self.seconds, self.job_name = seconds, job_name
+    __slots__ = ("fields",)
 
-    def _expired(self, signum: int, frame: FrameType | None) -> None:
-        raise JobTimeout(f"{self.job_name} exceeded its timeout of {self.seconds:g} s")
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
 
-    def __enter__(self) -> None:
-        self._previous = signal.signal(signal.SIGALRM, self._expired)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+    def bind(self, **more: Any) -> _JobLog:
+        return _JobLog({**self.fields, **more})
 
-    def __exit__(self, *exc_info: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self._previous)
+    def info(self, event: str, **fields: Any) -> None:
+        if not drops(_stdlib_log, logging.INFO):
+            log.bind(**self.fields).info(event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if not drops(_stdlib_log, logging.WARNING):
+            log.bind(**self.fields).warning(event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        if not drops(_stdlib_log, logging.ERROR):
+            log.bind(**self.fields).error(event, **fields)

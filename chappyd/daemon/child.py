@@ -28,6 +28,7 @@ from chappyd import logs
 from chappyd.config import Settings
 from chappyd.daemon import systemd, titles
 from chappyd.daemon.reports import MAX_NAME_CHARS, Kind, ReportWriter
+from chappyd.daemon.unacked import UnackedSlot
 from chappyd.drivers import open_driver
 from chappyd.drivers.base import Reservation
 from chappyd.errors import ExitStatus, Interrupt
@@ -90,6 +91,7 @@ class ChildSpec:
     budget: Budget | None = None
     close_fds: Sequence[int] = ()
     paused: SharedFlag | None = None  # the master's pause (TSTP/CONT)
+    unacked: UnackedSlot | None = None  # its finished, unacked jobs, for the master
 
 
 def owner_of(host: str, master_pid: int, child_pid: int) -> str:
@@ -129,9 +131,11 @@ class Child(WorkerEvents):
         self._reopen_logs = False
         self._last_alive = 0.0
         self._left = False  # told the master why it leaves (LEAVING sent)
+        self._shown: tuple[str | None, str | None, str] | None = None  # the title's parts
         self._setup_process()
         self.worker = Worker(open_driver(spec.settings), registry, spec.settings,
-                             self.owner, self.queues, events=self, budget=spec.budget)
+                             self.owner, self.queues, events=self, budget=spec.budget,
+                             ack_log=spec.unacked)
         self.reports.send(Kind.READY)
 
     # -- set-up after fork ----------------------------------------------------------
@@ -227,9 +231,9 @@ class Child(WorkerEvents):
 
     def job_started(self, started: Started) -> None:
         reservation = started.reservation
-        self.reports.send(Kind.STARTED, id=reservation.id, job=started.job_name[:MAX_NAME_CHARS],
-                          timeout_s=started.timeout_s, queue=reservation.queue,
-                          attempt=reservation.attempts, wait_s=wait_seconds(started))
+        self.reports.started(reservation.id, started.job_name[:MAX_NAME_CHARS],
+                             started.timeout_s, reservation.queue, reservation.attempts,
+                             wait_seconds(started))
         self._title(started.job_name, reservation.id)
         self.in_job = True
 
@@ -243,8 +247,7 @@ class Child(WorkerEvents):
             self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
                               queue=reservation.queue)
         else:
-            self.reports.send(Kind.FINISHED, id=reservation.id, outcome=outcome,
-                              duration_s=duration_s, queue=reservation.queue)
+            self.reports.finished(reservation.id, outcome, duration_s, reservation.queue)
 
     def leave_after(self, done: int) -> bool:
         if self._over_memory():
@@ -268,8 +271,15 @@ class Child(WorkerEvents):
         return False
 
     def _title(self, job: str | None = None, job_id: str | None = None) -> None:
-        note = "paused" if self.paused() else ("stopping" if self.stopping else "idle")
-        titles.set_title(titles.worker_title(self.spec.slot, self.queues, job, job_id, note))
+        # every turn of the loop asks (a pause or a stop shows at once), but
+        # setproctitle() only runs when the title changes: twice a job, not three times
+        note = ""
+        if job is None:
+            note = "paused" if self.paused() else ("stopping" if self.stopping else "idle")
+        shown = (job, job_id, note)
+        if shown != self._shown:
+            self._shown = shown
+            titles.set_title(titles.worker_title(self.spec.slot, self.queues, job, job_id, note))
 
     def close(self) -> None:
         self.worker.release_prefetched()

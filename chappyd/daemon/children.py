@@ -12,6 +12,7 @@ import structlog
 
 from chappyd.daemon.reclaim import Settle, Settlement
 from chappyd.daemon.reports import ReportReader
+from chappyd.daemon.unacked import UnackedSlot
 
 log = structlog.get_logger("chappyd.master")
 
@@ -47,6 +48,7 @@ class ChildProc:
     retiring: bool = False  # told to leave; its slot is free for a successor
     jobs_done: int = 0
     left_for: str = ""  # the reason of its LEAVING report (max_jobs, memory), if any
+    unacked: UnackedSlot | None = None  # the jobs it finished and has not acked
 
 
 class EarlyDeaths:
@@ -94,13 +96,14 @@ def settlement_for(child: ChildProc, status: int) -> Settlement:
     """What to do with the jobs of `child`, dead with wait status `status`: the job it
     was running is a failed attempt (docs/design.md §3.4), the rest go back refunded."""
     job = child.job
+    finished = child.unacked.read() if child.unacked is not None else ()
     if child.doom is Doom.STOP:
         if job is None:
-            return Settlement(child.owner, Settle.REFUND)
+            return Settlement(child.owner, Settle.REFUND, finished=finished)
         return Settlement(child.owner, Settle.REFUND, job.id, job_name=job.name,
-                          queue=job.queue)
+                          queue=job.queue, finished=finished)
     if job is None:
-        return Settlement(child.owner, Settle.FAILED)
+        return Settlement(child.owner, Settle.FAILED, finished=finished)
     if child.doom is Doom.TIMEOUT:
         error = (f"JobTimeout: {job.name} exceeded its timeout of {job.timeout_s:g} s "
                  f"and its worker did not stop; killed with signal 9")
@@ -109,7 +112,7 @@ def settlement_for(child: ChildProc, status: int) -> Settlement:
                  f"{describe_status(status)}")
     duration_s = round(time.monotonic() - job.started, 6)
     return Settlement(child.owner, Settle.FAILED, job.id, error, duration_s, job.name,
-                      job.queue)
+                      job.queue, finished)
 
 
 def describe_status(status: int) -> str:

@@ -29,6 +29,7 @@ from chappyd.daemon.children import (
     settlement_for,
 )
 from chappyd.daemon.reports import ReportReader
+from chappyd.daemon.unacked import UnackedSlot
 from chappyd.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Pool:
     def _spawn(self, slot: int) -> None:
         master = self.master
         read_fd, write_fd = os.pipe()
+        unacked = UnackedSlot()
         others = [c.reader.fd for c in self.children.values()]
         if master.observer is not None:
             others += master.observer.fds()  # no child may hold the metrics socket
@@ -81,6 +83,7 @@ class Pool:
             slot=slot, host=master.host, master_pid=master.pid, settings=master.settings,
             report_fd=write_fd, max_jobs=self._child_max_jobs(), budget=master.budget,
             close_fds=(read_fd, *master.inbox.fds, *others), paused=master.pause_flag,
+            unacked=unacked,
         )
         # signals stay blocked across fork() until the child has its own handlers, so
         # a TERM sent to a brand-new child is never handled by the master's code
@@ -92,7 +95,7 @@ class Pool:
         os.close(write_fd)
         now = time.monotonic()
         self.children[pid] = ChildProc(slot, pid, owner_of(master.host, master.pid, pid),
-                                       ReportReader(read_fd), now, now)
+                                       ReportReader(read_fd), now, now, unacked=unacked)
         self.slots[slot] = pid
         log.info("child_spawned", worker=slot, child_pid=pid)
 
@@ -188,6 +191,8 @@ class Pool:
             # a crash right after start-up, whatever its cause: no hot fork loop
             self.spawn_after = max(self.spawn_after, time.monotonic() + delay_s)
         self.master.settlements.add(settlement_for(child, status))
+        if child.unacked is not None:
+            child.unacked.close()
         if self.master.observer is not None:
             self.master.observer.exited(child, status)
 

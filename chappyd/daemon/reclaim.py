@@ -4,7 +4,8 @@ The master reaps a child, then settles what that child still holds, through the
 driver alone: the job it was running is a failed attempt (backoff, or failed when
 out of attempts) with `WorkerDied: ...` or `JobTimeout: ...` as its exception; jobs
 it had reserved but not started go back with their attempt refunded. When the
-daemon itself stops a child, everything it holds goes back refunded.
+daemon itself stops a child, everything it holds goes back refunded. Jobs it had
+finished but not acked yet (daemon/unacked.py) are acked first, whatever the death.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Settlement:
     duration_s: float | None = None
     job_name: str = ""  # of job_id, as its STARTED report named it
     queue: str = ""
+    #: (job id, token) of the jobs it had finished and not acked
+    finished: tuple[tuple[str, str], ...] = ()
 
 
 class Settlements:
@@ -91,12 +94,16 @@ def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlem
     attempt ended, how is unknown. Raises BackendUnavailable (nothing half-done
     matters: every step is guarded by the reservation's token, so a retry of the
     whole settlement is safe)."""
+    held = driver.held_by(item.owner) if item.finished or item.how is Settle.FAILED else []
+    if item.finished:
+        held = _ack_finished(driver, item.owner, held, set(item.finished))
     if item.how is Settle.REFUND:
         released = driver.release_owner(item.owner)
         if released:
             log.info("jobs_released", owner=item.owner, count=released)
+        if any(job_id == item.job_id for job_id, _ in item.finished):
+            return Outcome.STALE  # it had finished: acked above, not given back
         return Outcome.RELEASED if released and item.job_id is not None else NO_ATTEMPT
-    held = driver.held_by(item.owner)
     running = [r for r in held if r.id == item.job_id]
     unstarted = [r for r in held if r.id != item.job_id]
     if unstarted:
@@ -106,6 +113,16 @@ def settle(driver: Driver, registry: Registry, settings: Settings, item: Settlem
     # a started job no longer held was finished by the child itself just before it
     # died (acked or retried, the report lost): an attempt all the same (--max counts it)
     return Outcome.STALE if item.job_id is not None else NO_ATTEMPT
+
+
+def _ack_finished(driver: Driver, owner: str, held: list[Reservation],
+                  finished: set[tuple[str, str]]) -> list[Reservation]:
+    """Ack the held jobs the child had finished; the rest of `held`."""
+    done = [r for r in held if (r.id, r.token) in finished]
+    if done:
+        acked = driver.ack_many(done)
+        log.info("finished_jobs_acked", owner=owner, count=acked)
+    return [r for r in held if (r.id, r.token) not in finished]
 
 
 def _failed_attempt(driver: Driver, registry: Registry, settings: Settings,

@@ -274,6 +274,23 @@ class Driver(Protocol):
     def ack(self, reservation: Reservation) -> bool:
         """The job succeeded: delete it. False (nothing changed) if the token is stale."""
 
+    def ack_many(self, reservations: Sequence[Reservation]) -> int:
+        """The jobs succeeded: delete each whose token is still theirs, in one round trip
+        (on a Redis Cluster one per node holding them), each exactly as ack() would (its
+        unique key and limit slot freed with it). Stale tokens are skipped, as ack()
+        skips them. Returns how many were deleted."""
+
+    def ack_and_reserve(
+        self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+        lease_s: float, limit: int = 1,
+    ) -> tuple[int, list[Reservation]]:
+        """ack_many(acks), then reserve(queues, owner, lease_s, limit), in one round trip
+        (one transaction on the SQL backends), so that a worker finishing a prefetched
+        batch hands in its acks with its next claim: (acked count, reservations). The
+        reserve sees what the acks freed. Without acks it costs what reserve() costs; a
+        `limit` below 1 reserves nothing and only acks. On a Redis Cluster: one round
+        trip per node for one queue; for several, the acks' and then reserve()'s."""
+
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         """A failed attempt with attempts left: back to ready/delayed at `available_at`,
         `exception` set to `error`. False if the token is stale."""

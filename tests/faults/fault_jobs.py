@@ -42,6 +42,19 @@ class Segfault(Job):
         ctypes.string_at(0)
 
 
+class KillsItself(Job):
+    """SIGKILLs its own child, as the OOM killer would."""
+
+    tries = 2
+
+    def backoff(self) -> int:
+        return 0
+
+    def handle(self) -> None:
+        record(self, "start")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class ExitAbruptly(Job):
     tries = 2
 

@@ -3,14 +3,19 @@ the master of one queue's slot is SIGKILLed and its replica promoted."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from redis.cluster import RedisCluster
 
+from chappyd.drivers import open_driver
 from chappyd.drivers.base import NewJob
+from chappyd.limits import JobLimit
+from tests.conftest import settings_for
 from tests.e2e.conftest import E2E
 from tests.e2e.ctl_helpers import ok_json
 from tests.procs import wait_until
@@ -93,6 +98,36 @@ def test_admin_commands_and_wake_ups_go_queue_by_queue(redis_cluster: RedisClust
         assert due <= time.time() < due + 0.5
     finally:
         world.cleanup()
+
+
+def test_acks_of_queues_on_several_masters_go_with_the_claim(
+        redis_cluster: RedisClusterGroup) -> None:
+    driver = open_driver(settings_for({"QUEUE_DRIVER": "redis", "REDIS_URL": redis_cluster.url}))
+    try:
+        driver.migrate()  # the scripts loaded on every primary, as the master does at start
+        api = JobLimit("api", 1, None, None)
+        driver.push_many("q0", [NewJob(f'{{"job": "x", "n": {n}}}', 0.0, limit=api)
+                                for n in range(2)])
+        (held,) = driver.push_many("q1", [NewJob('{"job": "x"}', 0.0, "k", "done")])
+        for queue in QUEUES[1:]:
+            driver.push_many(queue, [NewJob('{"job": "x"}', 0.0)] * 2)
+        taken = driver.reserve(QUEUES, "host:1:1", 30.0, 20)
+        assert len(taken) == 1 + 3 + 4 * 2  # q0's second job waits for the first's slot
+        assert len({redis_cluster.master_of_key(f"chappy:{{{r.queue}}}:ready").port
+                    for r in taken}) >= 2
+        stale = replace(taken[0], token="stale")
+        # one queue to claim from: the acks of every master and the claim, pipelined
+        acked, again = driver.ack_and_reserve([stale, *taken], ["q0"], "host:1:1", 30.0, 5)
+        assert (acked, [json.loads(r.payload)["n"] for r in again]) == (12, [1])
+        (pushed,) = driver.push_many("q1", [NewJob('{"job": "x"}', 0.0, "k", "done")])
+        assert pushed != held  # the acked job's key is free
+        # several queues: the acks first, then queue by queue
+        acked, last = driver.ack_and_reserve(again, QUEUES, "host:1:1", 30.0, 5)
+        assert (acked, [r.id for r in last]) == (1, [pushed])
+        assert driver.ack_many([*last, stale]) == 1
+        assert driver.stats() == []
+    finally:
+        driver.close()
 
 
 def _forget_wake_ups(group: RedisClusterGroup) -> None:

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from chappyd.drivers.base import NewJob
+from chappyd.limits import JobLimit
 from chappyd.manager import QueueManager
 from tests.conftest import settings_for
 from tests.e2e.conftest import E2E
 from tests.e2e.ctl_helpers import ctl, ok_json
+from tests.pg.helpers import pg_driver
+from tests.pg.test_ack_pipeline import round_trips, traced
 from tests.procs import wait_until
 from tests.scaleout import jobs
 from tests.servers.pgbouncer import PgBouncer
@@ -102,3 +106,29 @@ def test_without_a_listen_url_idle_workers_poll_and_say_so_once(
         assert len(warned) == 1 and warned[0]["level"] == "warning"
     finally:
         world.cleanup()
+
+
+def test_acks_handed_in_with_the_claim_are_one_round_trip_through_the_pooler(
+        pgbouncer: PgBouncer, postgres_database: str) -> None:
+    env = {"QUEUE_DRIVER": "database", "DATABASE_URL": pgbouncer.url(postgres_database)}
+    # two clients taking turns on the pool's one server connection
+    worker, other = pg_driver(env), pg_driver(env)
+    limit = JobLimit("api", 1, None, None)
+    worker.push_many("default", [NewJob(f'{{"job": "x", "n": {i}}}', time.time(), limit=limit)
+                                 for i in range(3)])
+    (first,) = worker.reserve(["default"], "h:1:2", 30, 3)
+    try:
+        with traced(worker) as messages:
+            acked, taken = worker.ack_and_reserve([first], ["default"], "h:1:2", 30, 3)
+        assert (acked, [r.id for r in taken]) == (1, [str(int(first.id) + 1)])
+        assert round_trips(messages) == 1
+        with other._session.use() as conn:  # the SET LOCALs ended with their transaction
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        with traced(worker) as messages:
+            assert worker.ack_many(taken) == 1
+        assert round_trips(messages) == 1
+        assert [r.id for r in other.reserve(["default"], "h:1:3", 30, 3)] == [
+            str(int(first.id) + 2)]
+    finally:
+        worker.close()
+        other.close()

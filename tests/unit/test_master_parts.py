@@ -38,6 +38,31 @@ def test_reports_cross_a_pipe_whole_and_garbage_is_dropped() -> None:
     reader.close()
 
 
+def test_started_and_finished_are_the_lines_send_writes() -> None:
+    read_fd, write_fd = os.pipe()
+    reader, writer = ReportReader(read_fd), ReportWriter(write_fd)
+    names = ["x.Y", 'app.Jobs.\u00c9mile"\\\n\u2603', "a" * 5000]
+    for name, wait_s, timeout_s in [(names[0], None, 60.0), (names[1], 0.123456, 1.5),
+                                    (names[2], float("inf"), 2.0), (names[0], 0.0, 3)]:
+        writer.send(Kind.STARTED, id="7", job=name, timeout_s=timeout_s, queue="q",
+                    attempt=2, wait_s=wait_s)
+        sent = os.read(read_fd, 65536)
+        writer.started("7", name, timeout_s, "q", 2, wait_s)
+        assert os.read(read_fd, 65536) == sent
+    for duration_s in (0.000123, 12.5, float("nan")):
+        writer.send(Kind.FINISHED, id="8", outcome="done", duration_s=duration_s, queue="q")
+        sent = os.read(read_fd, 65536)
+        writer.finished("8", "done", duration_s, "q")
+        assert os.read(read_fd, 65536) == sent
+    writer.started("9", names[1], 1.5, "q", 1, float("inf"))
+    os.write(write_fd, b' {"k": "alive"} \n{"k": "ready"} x\n')  # json.loads' answers
+    reports = reader.read()
+    assert [r.kind for r in reports] == [Kind.STARTED, Kind.ALIVE]
+    assert (reports[0].text("job"), reports[0].number("wait_s")) == (names[1], float("inf"))
+    os.close(write_fd)
+    reader.close()
+
+
 def test_wait_statuses_are_described_with_code_or_signal() -> None:
     killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     killed.send_signal(signal.SIGKILL)

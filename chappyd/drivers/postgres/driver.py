@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import psycopg
 import structlog
@@ -24,7 +23,8 @@ from chappyd.drivers.base import (
     first_of_each_key,
     spread_ids,
 )
-from chappyd.drivers.postgres import caller
+from chappyd.drivers.batching import BatchSizer
+from chappyd.drivers.postgres import caller, claims
 from chappyd.drivers.postgres.admin import (  # the schema names stay importable from here
     LATEST,  # noqa: F401
     MIGRATIONS,  # noqa: F401
@@ -48,10 +48,6 @@ LIMITED_REFRESH_S = 1.0
 #: Idle workers vacuum the queue table past this many dead rows, checking this often.
 TIDY_DEAD_ROWS = 10_000
 TIDY_INTERVAL_S = 10.0
-#: Claim batches: start small, hold at most about this much work ahead, cap the size.
-PREFETCH_START = 4
-PREFETCH_BUDGET_S = 0.020
-PREFETCH_MAX = 32
 
 log = structlog.get_logger("chappyd.postgres")
 
@@ -60,7 +56,7 @@ class PostgresDriver(PostgresAdmin):
     kind = "postgres"
 
     def __init__(self, settings: Settings) -> None:
-        self._batches = _BatchSizer()
+        self._batches = BatchSizer()
         self._tidy_at = 0.0
         self._limited: set[str] = set()
         self._limited_at = 0.0
@@ -156,43 +152,31 @@ class PostgresDriver(PostgresAdmin):
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:
-        params = [json.dumps(list(queues)).encode(), owner.encode(),
-                  repr(float(lease_s)).encode(), str(max(1, limit)).encode()]
+        return self._claim((), queues, owner, lease_s, limit)[1]
+
+    def ack_and_reserve(
+        self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+        lease_s: float, limit: int = 1,
+    ) -> tuple[int, list[Reservation]]:
+        if limit < 1:
+            return self.ack_many(acks), []
+        return self._claim(acks, queues, owner, lease_s, limit)
+
+    def _claim(self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+               lease_s: float, limit: int) -> tuple[int, list[Reservation]]:
+        params = claims.reserve_params(queues, owner, lease_s, limit)
         with self._session.use() as conn:
             self._session.set_async_commit(conn)
             # a busy worker never waits: drop what LISTEN brought meanwhile, unread
             self._session.discard_notifies(conn)
             limited = sorted(set(queues) & self._limited_queues(conn))
-            with self._session.worker_transaction(conn), self._limit_lock(conn, limited):
-                batch = self._session.query_value(
-                    conn, "chappyd_reserve", Q["reserve"],
-                    [*params, b"t" if limited else b"f"])
-        self._drain_listener()
-        taken = [] if batch is None else json.loads(batch)
+            acked, batch = claims.claim(self._session, conn, acks, params, limited)
+        if self._listener is not None:
+            self._listener.drain()  # the server must never block sending to it
+        taken = claims.reservations_of(batch)
         self._batches.claimed(len(taken))
-        return [Reservation(str(job_id), queue, payload, attempts, token, reserved_at)
-                for job_id, queue, payload, attempts, token, reserved_at in taken]
+        return acked, taken
 
-    def _drain_listener(self) -> None:
-        """Read and drop what a busy worker's LISTEN connection received, so that
-        the server never blocks sending to it (one non-blocking read)."""
-        listener = self._listener
-        if listener is None or not listener.is_open():
-            return
-        with listener.use() as conn:
-            listener.read_notifies(conn)
-            listener.discard_notifies(conn)
-
-    @contextmanager
-    def _limit_lock(self, conn: psycopg.Connection, limited: list[str]) -> Iterator[None]:
-        """Around a claim of queues with limited jobs: their queue_limited rows locked
-        until it commits (inside the pooled worker transaction if there is one)."""
-        if not limited:
-            yield
-            return
-        with conn.transaction():
-            conn.execute(Q["lock_limited"], {"queues": limited})
-            yield
     def _limited_queues(self, conn: psycopg.Connection) -> set[str]:
         """The queues that ever had a limited job, re-read at most every
         LIMITED_REFRESH_S. Until a worker sees a queue there, its claims skip that
@@ -300,6 +284,13 @@ class PostgresDriver(PostgresAdmin):
                 [reservation.id.encode(), reservation.token.encode()])
         return deleted == 1
 
+    def ack_many(self, reservations: Sequence[Reservation]) -> int:
+        if not reservations:
+            return 0
+        with self._session.use() as conn:
+            self._session.set_async_commit(conn)
+            return claims.ack_many(self._session, conn, reservations)
+
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         return self._finish("retry", reservation, error=error, available_at=available_at)
 
@@ -351,38 +342,6 @@ class PostgresDriver(PostgresAdmin):
     def expire_leases(self) -> int:
         return self._back_to_waiting("expire_leases")
 
-
-
-class _BatchSizer:
-    """The claim batch size: as many jobs as take about PREFETCH_BUDGET_S to run.
-
-    Batching pays for short jobs: a claim of 30 rows costs the worker and the server
-    about what a claim of one does (measured: 200 us of worker CPU per no-op job at
-    batch 1, 86 us at 30). For long jobs it would only hoard: jobs wait behind a long
-    one in this child while another child idles, and a job of a higher-priority queue
-    waits behind the batch. So the size follows the job time measured between claims,
-    and stays 1 for jobs of PREFETCH_BUDGET_S or more.
-    """
-
-    def __init__(self) -> None:
-        self.size = PREFETCH_START
-        self._pinned = False
-        self._since: float | None = None
-        self._last = 0
-
-    def pin(self, size: int) -> None:
-        self.size, self._pinned = max(1, size), True
-
-    def claimed(self, count: int) -> None:
-        """Called at each claim; the jobs of the previous one have run meanwhile (the
-        worker claims again only when its batch is done)."""
-        now = time.monotonic()
-        if not self._pinned and self._since is not None and self._last > 0:
-            per_job_s = (now - self._since) / self._last
-            wanted = int(PREFETCH_BUDGET_S / per_job_s) if per_job_s > 0 else PREFETCH_MAX
-            self.size = max(1, min(PREFETCH_MAX, wanted))
-        # a claim that found nothing is followed by a wait: no job time to learn from
-        self._since, self._last = now, count
 
 
 class _ServerClock:

@@ -463,8 +463,10 @@ SELECT queue FROM queue_limited
 -- name: lock_limited
 -- Claims of queues with limited jobs take turns here, each then counting (in a new
 -- statement, with a new snapshot) what the one before it reserved. Sorted: no
--- deadlock between claims of several queues.
-SELECT queue FROM queue_limited WHERE queue = ANY(%(queues)s::text[])
+-- deadlock between claims of several queues. Run straight through libpq like the
+-- claim: $1 the queues as a JSON array.
+SELECT queue FROM queue_limited
+ WHERE queue IN (SELECT json_array_elements_text($1::json))
  ORDER BY queue FOR UPDATE
 
 -- name: next_due
@@ -491,6 +493,15 @@ VACUUM (SKIP_LOCKED) queue
 -- name: ack
 -- Run once per job straight through libpq (PgSession.execute_prepared): $n parameters.
 DELETE FROM queue WHERE id = $1 AND token = $2
+
+-- name: ack_many
+-- ack for a batch in one statement: $1 a JSON object, each job's id -> the tokens it is
+-- acked with (normally one). A stale token deletes nothing. Rows found by the primary
+-- key whatever the plan (see reserve's `claimed`): a join with the list was planned as
+-- a scan of the whole table.
+DELETE FROM queue
+ WHERE queue.id = ANY (ARRAY(SELECT k::bigint FROM jsonb_object_keys($1::jsonb) AS k))
+   AND ($1::jsonb -> queue.id::text) ? queue.token
 
 -- name: retry
 -- A job back to waiting keeps its unique key only if no other job took it meanwhile

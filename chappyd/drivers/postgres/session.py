@@ -121,7 +121,7 @@ class PgSession:
             yield
             return
         pgconn = conn.pgconn
-        _check(pgconn, pgconn.exec_(_WORKER_BEGIN))
+        check_result(pgconn, pgconn.exec_(_WORKER_BEGIN))
         try:
             yield
         except BaseException:
@@ -129,7 +129,7 @@ class PgSession:
                     pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
                 pgconn.exec_(b"ROLLBACK")
             raise
-        _check(pgconn, pgconn.exec_(b"COMMIT"))
+        check_result(pgconn, pgconn.exec_(b"COMMIT"))
 
     # The statements run once per job (claim, ack) go straight through libpq, psycopg's
     # own `pq` layer, prepared once per connection: psycopg's execute() spends about
@@ -140,36 +140,54 @@ class PgSession:
         self, conn: psycopg.Connection, name: str, sql: str, params: Sequence[bytes]
     ) -> int:
         """Run a prepared statement; the number of rows it affected."""
-        result = self._exec_prepared(conn, name, sql, params)
+        result = self.run_prepared(conn, name, sql, params)
         return result.command_tuples or 0
 
     def query_value(
         self, conn: psycopg.Connection, name: str, sql: str, params: Sequence[bytes]
     ) -> str | None:
         """Run a prepared statement returning one row and column; that value's text."""
-        result = self._exec_prepared(conn, name, sql, params)
+        result = self.run_prepared(conn, name, sql, params)
         if result.ntuples == 0:
             return None
         value = result.get_value(0, 0)
         return None if value is None else bytes(value).decode()
 
-    def _exec_prepared(
+    def run_prepared(
         self, conn: psycopg.Connection, name: str, sql: str, params: Sequence[bytes]
     ) -> pq.abc.PGresult:
+        """Run a prepared statement (unnamed behind a pooler); its result."""
         pgconn = conn.pgconn
         if self.pooled:
             # the unnamed statement: parsed each time, but held by no server session
             result = pgconn.exec_params(sql.encode(), list(params))
-            _check(pgconn, result)
+            check_result(pgconn, result)
             return result
         if name not in self._prepared:
-            _check(pgconn, pgconn.prepare(name.encode(), sql.encode()))
+            check_result(pgconn, pgconn.prepare(name.encode(), sql.encode()))
             self._prepared.add(name)
         result = pgconn.exec_prepared(name.encode(), list(params))
-        _check(pgconn, result)
+        check_result(pgconn, result)
         return result
 
+    def unprepared(self, name: str) -> bool:
+        """Whether statement `name` is to be prepared before its first run here (never
+        behind a pooler, where every statement is unnamed)."""
+        return not self.pooled and name not in self._prepared
+
+    def mark_prepared(self, name: str) -> None:
+        """Statement `name` was prepared on this connection by a pipeline."""
+        self._prepared.add(name)
+
     # -- notifications ----------------------------------------------------------
+    def drain(self) -> None:
+        """Read and drop what this connection received, if it is open, so that the
+        server never blocks sending to it (one non-blocking read)."""
+        if self.is_open():
+            with self.use() as conn:
+                self.read_notifies(conn)
+                self.discard_notifies(conn)
+
     def listen(self, conn: psycopg.Connection) -> None:
         """LISTEN on this connection, once per connection."""
         if not self._listening:
@@ -291,7 +309,7 @@ class PgSession:
         return text
 
 
-def _check(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
+def check_result(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
     """Raise what psycopg would have raised for a failed libpq call."""
     if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
         return
@@ -300,8 +318,11 @@ def _check(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
     raise psycopg.errors.error_from_result(result, encoding="utf-8")
 
 
-_WORKER_BEGIN = (b"BEGIN; SET LOCAL synchronous_commit = off; "
-                 b"SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+#: What set_async_commit() sets for a direct connection's session, as SET LOCAL for
+#: one transaction on a pooled one.
+WORKER_SETTINGS = (b"SET LOCAL synchronous_commit = off", b"SET LOCAL enable_seqscan = off",
+                   b"SET LOCAL enable_bitmapscan = off")
+_WORKER_BEGIN = b"; ".join((b"BEGIN", *WORKER_SETTINGS))
 
 
 def _behind_a_proxy(conn: psycopg.Connection) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from chappyd.drivers.base import (
 from chappyd.drivers.redis import cluster
 from chappyd.drivers.redis.conn import SOCKET_TIMEOUT_S
 from chappyd.drivers.redis.producers import REFUSED_CONN, RedisProducers  # noqa: F401
-from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, run_after, script
+from chappyd.drivers.redis.scripts import ALL_SCRIPTS, Call, per_queue, run_after, script
 from chappyd.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -50,6 +49,9 @@ EXPIRE_PER_CALL = 1000
 #: this long at a time, looking at the other queues' in between (see _wait_cluster).
 CLUSTER_WAKE_SLICE_S = 0.1
 LEASE_EXPIRED = "LeaseExpired: the worker holding this job stopped renewing its lease"
+#: The queue's keys ack_many.lua and release.lua take before the job hashes.
+ACK_MANY_KEYS = ("inflight", "unique", "limited", "wake")
+RELEASE_KEYS = ("inflight", "ready", "wake", "unique", "limited")
 
 
 class RedisDriver(RedisProducers):
@@ -101,8 +103,33 @@ class RedisDriver(RedisProducers):
             # held (and their leases renewed by our master) with nobody running them
             self._lost_reserve = (owner, str(call.args[5]))
             raise
+        return self._noted(self._reserved(result), queues, owner, lease_s, limit)
+
+    def ack_and_reserve(
+        self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+        lease_s: float, limit: int = 1,
+    ) -> tuple[int, list[Reservation]]:
+        if limit < 1 or not acks or self._pending or self._lost_reserve is not None or (
+                self.on_cluster and len(queues) > 1):
+            # nothing to claim or to hand in; or a reserve that needs no round trip (jobs
+            # reserved in wait()), recovers a lost one first, or goes queue by queue
+            acked = self.ack_many(acks)
+            return acked, (self.reserve(queues, owner, lease_s, limit) if limit >= 1 else [])
+        calls = per_queue(self.keys, "ack_many", ACK_MANY_KEYS, acks)
+        call = self._reserve_call(queues, owner, lease_s, limit)
+        try:
+            # the acks' scripts first: the reserve then sees the slots they freed (after a
+            # NOSCRIPT they run again right after it: the slots are then seen next time)
+            *acked, result = self.run_many([*calls, call], self.registering(queues))
+        except Exception:
+            self._lost_reserve = (owner, str(call.args[5]))  # see reserve()
+            raise
+        return sum(acked), self._noted(self._reserved(result), queues, owner, lease_s, limit)
+
+    def _noted(self, taken: list[Reservation], queues: Sequence[str], owner: str,
+               lease_s: float, limit: int) -> list[Reservation]:
+        """`taken`, after noting the request for wait() and the batch for its size."""
         self.registered(queues)
-        taken = self._reserved(result)
         self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
         self._last_request = (tuple(queues), owner, lease_s, limit)
         return taken
@@ -128,10 +155,7 @@ class RedisDriver(RedisProducers):
             taken += self._reserved(result)
             if len(taken) >= limit:
                 break
-        self.registered(queues)
-        self._adapt_prefetch(len(taken) if len(taken) == limit else 0)
-        self._last_request = (tuple(queues), owner, lease_s, limit)
-        return taken
+        return self._noted(taken, queues, owner, lease_s, limit)
 
     def _reserve_call(self, queues: Sequence[str], owner: str, lease_s: float,
                       limit: int) -> Call:
@@ -211,8 +235,9 @@ class RedisDriver(RedisProducers):
         queues about 40 round trips a second, and a worker of one queue nothing."""
         with self.guard() as client:
             first = cluster.node_client(client, wake_keys[0])  # type: ignore[arg-type]
+            delayed = [self.keys.queue(queue).delayed for queue in queues]
             while (block_s := min(deadline - time.monotonic(),
-                                  self._due_in_cluster(client, queues))) > 0:
+                                  cluster.due_in(client, delayed))) > 0:  # type: ignore[arg-type]
                 if len(wake_keys) > 1:
                     pipe = client.pipeline()
                     for key in wake_keys[1:]:
@@ -228,18 +253,6 @@ class RedisDriver(RedisProducers):
                     return
                 if popped is None and len(wake_keys) == 1:
                     return
-
-    def _due_in_cluster(self, client: redis.Redis, queues: Sequence[str]) -> float:
-        """_due_in on a Cluster: the clock of the first queue's node (the nodes' clocks
-        agree to NTP's precision), the delayed zsets read per node."""
-        node = cluster.node_client(client, self.keys.queue(queues[0]).delayed)  # type: ignore[arg-type]
-        seconds, micros = node.time()
-        pipe = client.pipeline()
-        for queue in queues:
-            pipe.zrange(self.keys.queue(queue).delayed, 0, 0, withscores=True)
-        firsts = pipe.execute()
-        now = seconds + micros / 1e6
-        return min((first[0][1] - now for first in firsts if first), default=float("inf"))
 
     def _pop_then_reserve(self, client: redis.Redis, brpop: tuple,
                           request: tuple[tuple[str, ...], str, float, int]) -> object:
@@ -272,6 +285,11 @@ class RedisDriver(RedisProducers):
                                              k.limited, k.wake],
                              [reservation.id, reservation.token])) == 1
 
+    def ack_many(self, reservations: Sequence[Reservation]) -> int:
+        calls = per_queue(self.keys, "ack_many", ACK_MANY_KEYS, reservations)
+        # one queue: straight to the connection, no pipeline object (scripts.run)
+        return int(self.run(calls[0])) if len(calls) == 1 else sum(self.run_many(calls))
+
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         k = self.keys.queue(reservation.queue)
         keys = [k.job(reservation.id), k.inflight, k.ready, k.delayed, k.wake, k.unique,
@@ -286,17 +304,7 @@ class RedisDriver(RedisProducers):
                              [reservation.id, reservation.token, error])) == 1
 
     def release(self, reservations: Sequence[Reservation]) -> int:
-        by_queue: dict[str, list[Reservation]] = defaultdict(list)
-        for r in reservations:
-            by_queue[r.queue].append(r)
-        calls = []
-        for queue, group in by_queue.items():
-            k = self.keys.queue(queue)
-            keys = [k.inflight, k.ready, k.wake, k.unique, k.limited,
-                    *(k.job(r.id) for r in group)]
-            args = [value for r in group for value in (r.id, r.token)]
-            calls.append(Call(script("release"), keys, args))
-        return sum(self.run_many(calls))
+        return sum(self.run_many(per_queue(self.keys, "release", RELEASE_KEYS, reservations)))
 
     def close(self) -> None:
         """Give back jobs reserved in wait() but never handed out, then disconnect."""

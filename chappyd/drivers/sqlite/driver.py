@@ -23,6 +23,7 @@ from chappyd.drivers.base import (
     TickOutcome,
     TickResult,
 )
+from chappyd.drivers.batching import BatchSizer
 from chappyd.drivers.sqlite import opening
 from chappyd.drivers.sqlite.admin import Q, SqliteAdmin
 from chappyd.drivers.sqlite.migrate import SCHEMA_BLOCKS, apply_schema
@@ -38,7 +39,6 @@ BUSY_TIMEOUT_MS = 10_000
 
 class SqliteDriver(SqliteAdmin):
     kind = "sqlite"
-    prefetch = 1  # a claim is a local write: batching buys little and costs duplicates
 
     def __init__(self, settings: Settings, read_only: bool = False,
                  busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
@@ -50,6 +50,8 @@ class SqliteDriver(SqliteAdmin):
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._last_work = 0.0  # monotonic time of the last reserve that found a job
+        # a claim is a write transaction: short jobs are claimed and acked in batches
+        self._batches = BatchSizer()
         #: what auto-migrate's adoption of a Chappy.php table did, until migrate() or
         #: the master's link reports it (drivers do not log: chappyctl's stdout is data)
         self.adoption_note: str | None = None
@@ -213,32 +215,29 @@ class SqliteDriver(SqliteAdmin):
             raise BackendUnavailable(self.description, str(exc)) from exc
 
     # -- workers ----------------------------------------------------------------
+    @property
+    def prefetch(self) -> int:
+        """How many jobs the worker should reserve at once: adapts to job length."""
+        return self._batches.size
+
+    @prefetch.setter
+    def prefetch(self, size: int) -> None:
+        """Pin the batch size (benchmarks compare sizes this way)."""
+        self._batches.pin(size)
+
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:
         now = time.time()
-        taken: list[Reservation] = []
         with self._write() as conn:
-            paused = {row[0] for row in conn.execute(Q["paused_queues"])}
-            for queue in queues:
-                if queue in paused:
-                    continue
-                params = {"queue": queue, "owner": owner, "lease_s": lease_s, "now": now}
-                while len(taken) < limit:
-                    row = conn.execute(Q["reserve"], params).fetchone()
-                    if row is None:
-                        break
-                    if row[8] is not None:  # a rate: this start counts in its window
-                        limited = {"limit_key": row[7], "now": now, "window_s": row[9]}
-                        conn.execute(Q["prune_starts"], limited)
-                        conn.execute(Q["record_start"], limited)
-                    taken.append(Reservation(str(row[0]), row[1], row[2], row[3], row[4],
-                                             row[5]))
-                if len(taken) >= limit:
-                    break
+            taken = _claim(conn, queues, owner, lease_s, limit, now)
+        self._claimed(taken)
+        return taken
+
+    def _claimed(self, taken: list[Reservation]) -> None:
+        self._batches.claimed(len(taken))
         if taken:
             self._last_work = time.monotonic()
-        return taken
 
     def wait(self, queues: Sequence[str], timeout_s: float) -> None:
         with self._guard() as conn:
@@ -260,6 +259,26 @@ class SqliteDriver(SqliteAdmin):
         with self._guard() as conn:
             cursor = conn.execute(Q["ack"], {"id": reservation.id, "token": reservation.token})
             return cursor.rowcount == 1
+
+    def ack_many(self, reservations: Sequence[Reservation]) -> int:
+        if not reservations:
+            return 0
+        with self._write() as conn:
+            return _delete_acked(conn, reservations)
+
+    def ack_and_reserve(
+        self, acks: Sequence[Reservation], queues: Sequence[str], owner: str,
+        lease_s: float, limit: int = 1,
+    ) -> tuple[int, list[Reservation]]:
+        if not acks:
+            return 0, (self.reserve(queues, owner, lease_s, limit) if limit >= 1 else [])
+        now = time.time()
+        # one BEGIN IMMEDIATE: the claim counts the limit slots the acks just freed
+        with self._write() as conn:
+            acked = _delete_acked(conn, acks)
+            taken = _claim(conn, queues, owner, lease_s, limit, now) if limit >= 1 else []
+        self._claimed(taken)
+        return acked, taken
 
     def retry(self, reservation: Reservation, available_at: float, error: str) -> bool:
         return self._finish("retry", reservation, error=error, available_at=available_at)
@@ -304,6 +323,39 @@ class SqliteDriver(SqliteAdmin):
     def expire_leases(self) -> int:
         with self._guard() as conn:
             return conn.execute(Q["expire_leases"], {"now": time.time()}).rowcount
+
+
+def _claim(conn: sqlite3.Connection, queues: Sequence[str], owner: str, lease_s: float,
+           limit: int, now: float) -> list[Reservation]:
+    """reserve() inside the caller's write transaction: `queues` in priority order,
+    paused ones skipped, one row per statement so that each sees the limits as the
+    one before left them."""
+    taken: list[Reservation] = []
+    paused = {row[0] for row in conn.execute(Q["paused_queues"])}
+    for queue in queues:
+        if queue in paused:
+            continue
+        params = {"queue": queue, "owner": owner, "lease_s": lease_s, "now": now}
+        while len(taken) < limit:
+            row = conn.execute(Q["reserve"], params).fetchone()
+            if row is None:
+                break
+            if row[8] is not None:  # a rate: this start counts in its window
+                limited = {"limit_key": row[7], "now": now, "window_s": row[9]}
+                conn.execute(Q["prune_starts"], limited)
+                conn.execute(Q["record_start"], limited)
+            taken.append(Reservation(str(row[0]), row[1], row[2], row[3], row[4], row[5]))
+        if len(taken) >= limit:
+            break
+    return taken
+
+
+def _delete_acked(conn: sqlite3.Connection, reservations: Sequence[Reservation]) -> int:
+    """ack()'s delete for each reservation, inside the caller's write transaction; the
+    rows hold the unique keys and count as running for limits, so deleting frees both."""
+    rows = [{"id": r.id, "token": r.token} for r in reservations]
+    return conn.executemany(Q["ack"], rows).rowcount
+
 
 def _insert(conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob]) -> list[str]:
     """Every push's insert, on chappyd's connection or the caller's (whose row factory
