@@ -21,6 +21,22 @@ BUDGET_S = 0.020
 MAX = 32
 
 
+class BatchedClaims:
+    """The `prefetch` of a driver whose claims are sized by a BatchSizer (`_batches`)."""
+
+    _batches: BatchSizer
+
+    @property
+    def prefetch(self) -> int:
+        """How many jobs the worker should reserve at once: adapts to job length."""
+        return self._batches.size
+
+    @prefetch.setter
+    def prefetch(self, size: int) -> None:
+        """Pin the batch size (benchmarks compare sizes this way)."""
+        self._batches.pin(size)
+
+
 class BatchSizer:
     """The claim batch size: as many jobs as take about BUDGET_S to run."""
 

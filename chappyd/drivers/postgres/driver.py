@@ -23,7 +23,7 @@ from chappyd.drivers.base import (
     first_of_each_key,
     spread_ids,
 )
-from chappyd.drivers.batching import BatchSizer
+from chappyd.drivers.batching import BatchedClaims, BatchSizer
 from chappyd.drivers.postgres import caller, claims
 from chappyd.drivers.postgres.admin import (  # the schema names stay importable from here
     LATEST,  # noqa: F401
@@ -52,7 +52,7 @@ TIDY_INTERVAL_S = 10.0
 log = structlog.get_logger("chappyd.postgres")
 
 
-class PostgresDriver(PostgresAdmin):
+class PostgresDriver(BatchedClaims, PostgresAdmin):
     kind = "postgres"
 
     def __init__(self, settings: Settings) -> None:
@@ -86,16 +86,6 @@ class PostgresDriver(PostgresAdmin):
         self._session.close()
         if self._listener is not None:
             self._listener.close()
-
-    @property
-    def prefetch(self) -> int:
-        """How many jobs the worker should reserve at once: adapts to job length."""
-        return self._batches.size
-
-    @prefetch.setter
-    def prefetch(self, size: int) -> None:
-        """Pin the batch size (benchmarks compare sizes this way)."""
-        self._batches.pin(size)
 
     # -- producers --------------------------------------------------------------
     def push_many(

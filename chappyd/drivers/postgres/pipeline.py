@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import pq
 
-from chappyd.drivers.postgres.session import WORKER_SETTINGS, PgSession, check_result
+from chappyd.drivers.postgres.session import (
+    WORKER_SETTINGS,
+    PgSession,
+    check_result,
+    roll_back,
+)
 
 #: The first libpq with pipeline mode (PQenterPipelineMode).
 PIPELINE_LIBPQ = 140000
@@ -113,9 +118,7 @@ def _one_by_one(session: PgSession, conn: psycopg.Connection, opening: Sequence[
         results = [session.run_prepared(conn, step.name, step.sql, step.params)
                    for step in steps]
     except BaseException:
-        if pgconn.status == pq.ConnStatus.OK and \
-                pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
-            pgconn.exec_(b"ROLLBACK")
+        roll_back(pgconn)
         raise
     check_result(pgconn, pgconn.exec_(b"COMMIT"))
     return results

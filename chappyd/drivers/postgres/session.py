@@ -125,9 +125,7 @@ class PgSession:
         try:
             yield
         except BaseException:
-            if pgconn.status == pq.ConnStatus.OK and \
-                    pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
-                pgconn.exec_(b"ROLLBACK")
+            roll_back(pgconn)
             raise
         check_result(pgconn, pgconn.exec_(b"COMMIT"))
 
@@ -307,6 +305,14 @@ class PgSession:
         if self._secret:
             text = text.replace(self._secret, "***")
         return text
+
+
+def roll_back(pgconn: pq.abc.PGconn) -> None:
+    """End a transaction that failed, if the connection is still there to end it (a
+    statement still running is left to the connection's close)."""
+    if pgconn.status == pq.ConnStatus.OK and \
+            pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
+        pgconn.exec_(b"ROLLBACK")
 
 
 def check_result(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:

@@ -280,10 +280,7 @@ class RedisDriver(RedisProducers):
         return min((first[0][1] - now for first in firsts if first), default=float("inf"))
 
     def ack(self, reservation: Reservation) -> bool:
-        k = self.keys.queue(reservation.queue)
-        return self.run(Call(script("ack"), [k.job(reservation.id), k.inflight, k.unique,
-                                             k.limited, k.wake],
-                             [reservation.id, reservation.token])) == 1
+        return self.ack_many([reservation]) == 1
 
     def ack_many(self, reservations: Sequence[Reservation]) -> int:
         calls = per_queue(self.keys, "ack_many", ACK_MANY_KEYS, reservations)

@@ -182,6 +182,6 @@ def per_queue(layout: KeyLayout, name: str, parts: Sequence[str],
     return calls
 
 
-ALL_SCRIPTS = ("push", "push_ready", "push_full", "reserve", "ack", "ack_many", "retry",
+ALL_SCRIPTS = ("push", "push_ready", "push_full", "reserve", "ack_many", "retry",
                "fail", "release", "held_by", "extend_leases", "release_owner", "expire_leases",
                "stats", "retry_failed", "forget", "clear", "enqueue_tick")

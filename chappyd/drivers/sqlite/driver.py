@@ -23,7 +23,7 @@ from chappyd.drivers.base import (
     TickOutcome,
     TickResult,
 )
-from chappyd.drivers.batching import BatchSizer
+from chappyd.drivers.batching import BatchedClaims, BatchSizer
 from chappyd.drivers.sqlite import opening
 from chappyd.drivers.sqlite.admin import Q, SqliteAdmin
 from chappyd.drivers.sqlite.migrate import SCHEMA_BLOCKS, apply_schema
@@ -37,7 +37,7 @@ BUSY_WINDOW_S = 0.5
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteDriver(SqliteAdmin):
+class SqliteDriver(BatchedClaims, SqliteAdmin):
     kind = "sqlite"
 
     def __init__(self, settings: Settings, read_only: bool = False,
@@ -215,16 +215,6 @@ class SqliteDriver(SqliteAdmin):
             raise BackendUnavailable(self.description, str(exc)) from exc
 
     # -- workers ----------------------------------------------------------------
-    @property
-    def prefetch(self) -> int:
-        """How many jobs the worker should reserve at once: adapts to job length."""
-        return self._batches.size
-
-    @prefetch.setter
-    def prefetch(self, size: int) -> None:
-        """Pin the batch size (benchmarks compare sizes this way)."""
-        self._batches.pin(size)
-
     def reserve(
         self, queues: Sequence[str], owner: str, lease_s: float, limit: int = 1
     ) -> list[Reservation]:

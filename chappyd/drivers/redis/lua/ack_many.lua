@@ -1,6 +1,6 @@
--- ack_many: ack.lua for several reserved jobs of one queue at once: each job whose
--- caller still holds its reservation is deleted, its unique key freed and its limit key
--- given a look; stale tokens are skipped.
+-- ack_many: the jobs succeeded (one or several reserved jobs of one queue): each job
+-- whose caller still holds its reservation is deleted, its unique key freed and its
+-- limit key given a look; stale tokens are skipped.
 -- KEYS[1] in-flight zset  P:{q}:inflight
 -- KEYS[2] unique hash     P:{q}:unique   (their keys are freed)
 -- KEYS[3] limited zset    P:{q}:limited  (their limit keys get a look)
