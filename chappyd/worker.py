@@ -317,10 +317,7 @@ class Worker:
         self._prefetched.take_all()
 
     def queues_empty(self) -> bool:
-        wanted = set(self.queues)
-        return not any(
-            (s.ready or s.reserved) for s in self.driver.stats() if s.queue in wanted
-        )
+        return not self.driver.has_work(self.queues)
 
     # -- one job ------------------------------------------------------------------
     def process(self, reservation: Reservation) -> Outcome:

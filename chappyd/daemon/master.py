@@ -334,8 +334,7 @@ class Master:
 
     # -- what the chores ask -----------------------------------------------------------------
     def queues_empty(self, driver: Driver) -> bool:
-        wanted = set(self.settings.queues)
-        return not any(s.ready or s.reserved for s in driver.stats() if s.queue in wanted)
+        return not driver.has_work(self.settings.queues)
 
     def info(self) -> WorkerInfo:
         return WorkerInfo(self.host, self.pid, tuple(self.settings.queues), self.target,

@@ -336,6 +336,14 @@ class Driver(Protocol):
     def stats(self) -> list[QueueStats]:
         """Queues with any job or a live worker, sorted by name."""
 
+    def has_work(self, queues: Sequence[str]) -> bool:
+        """Whether any job of `queues` is ready now or reserved: the question of
+        --stop-when-empty, asked every half second while a backlog drains. stats()
+        answers it too, but counts every row; a driver whose stats() reads the whole
+        store answers it with index probes instead."""
+        wanted = set(queues)
+        return any((s.ready or s.reserved) for s in self.stats() if s.queue in wanted)
+
     def get(self, job_id: str) -> JobRecord | None: ...
 
     def failed(self, queue: str | None = None, limit: int = 100) -> list[JobRecord]:

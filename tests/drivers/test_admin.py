@@ -34,6 +34,27 @@ def test_stats_count_each_state_and_the_oldest_ready_age(driver):
     assert stats_of(driver, "third") == (0, 0, 0, 1)
 
 
+def test_has_work_is_a_ready_or_reserved_job_of_the_queues_named(driver):
+    assert driver.has_work(["default", "other"]) is False
+    push(driver, delay_s=60)
+    _failed(driver, "default")
+    push(driver, "other")
+    assert driver.has_work(["default"]) is False  # delayed and failed are not work
+    assert driver.has_work(["default", "other"]) is True
+    reserve_one(driver, ("other",))
+    assert driver.has_work(["other"]) is True  # reserved: a job still running
+    assert driver.has_work(["third"]) is False
+    push(driver, delay_s=-1)  # a delayed job now due
+    assert driver.has_work(["default"]) is True
+
+
+def test_has_work_counts_a_paused_queues_ready_job_as_stats_does(driver):
+    push(driver, "quiet")
+    driver.set_paused("quiet", True)
+    assert driver.has_work(["quiet"]) is True
+    assert stats_of(driver, "quiet")[0] == 1
+
+
 def test_stats_lists_a_paused_empty_queue(driver):
     driver.set_paused("quiet", True)
     (s,) = [s for s in driver.stats() if s.queue == "quiet"]

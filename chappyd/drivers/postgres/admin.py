@@ -167,6 +167,11 @@ class PostgresAdmin:
         }
         return listed_queues(by_queue, paused, self.workers())
 
+    def has_work(self, queues: Sequence[str]) -> bool:
+        with self._session.use() as conn:
+            return bool(conn.execute(Q["has_work"], {"queues": sorted(set(queues))})
+                        .fetchone()[0])
+
     def get(self, job_id: str) -> JobRecord | None:
         ids = _ids([job_id])
         if not ids:

@@ -646,6 +646,24 @@ SELECT queue,
  GROUP BY queue, t.now
  ORDER BY queue
 
+-- name: has_work
+-- For --stop-when-empty, every half second while a backlog drains: one probe of the
+-- waiting index per queue, and the few reserved rows; stats counts every row, which at
+-- a backlog of 300,000 took two cores (a parallel scan) and a drain to a third of its
+-- rate.
+SELECT EXISTS (
+           SELECT 1 FROM unnest(%(queues)s::text[]) AS w(queue)
+            CROSS JOIN LATERAL (
+                  SELECT 1 FROM queue q
+                   WHERE q.queue = w.queue AND q.reserved_at IS NULL AND q.failed_at IS NULL
+                     AND q.available_at::float8 <= extract(epoch FROM now())::float8
+                   -- the index's order: a plain LIMIT 1 was planned as a scan of the
+                   -- heap from its start, where a drain leaves the dead rows
+                   ORDER BY q.available_at::float8
+                   LIMIT 1) AS ready)
+    OR EXISTS (SELECT 1 FROM queue
+                WHERE reserved_at IS NOT NULL AND queue = ANY(%(queues)s::text[]))
+
 -- name: get
 WITH t AS (SELECT extract(epoch FROM now())::float8 AS now)
 SELECT id, queue, payload, attempts,

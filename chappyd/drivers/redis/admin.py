@@ -98,12 +98,7 @@ class RedisAdmin(RedisConnection):
         live = {q for w in self.workers() for q in w.queues}
         paused = self.paused_queues()
         names = sorted(set(self.known_queues()) | live | paused)
-        calls = []
-        for queue in names:
-            k = self.keys.queue(queue)
-            keys = [k.ready, k.delayed, k.inflight, k.failed, k.paused, k.intake, k.job_prefix,
-                    k.limited, k.limit_prefix]
-            calls.append(Call(script("stats"), keys, []))
+        calls = [self._stats_call(queue) for queue in names]
         now = time.time()
         out = []
         for queue, row in zip(names, self.run_many(calls), strict=True):
@@ -114,6 +109,15 @@ class RedisAdmin(RedisConnection):
             out.append(QueueStats(queue, int(ready), int(delayed), int(reserved), int(failed),
                                   bool(is_paused) or queue in paused, age, int(limited)))
         return out
+
+    def has_work(self, queues: Sequence[str]) -> bool:
+        rows = self.run_many([self._stats_call(queue) for queue in sorted(set(queues))])
+        return any(int(row[0]) or int(row[2]) for row in rows)
+
+    def _stats_call(self, queue: str) -> Call:
+        k = self.keys.queue(queue)
+        return Call(script("stats"), [k.ready, k.delayed, k.inflight, k.failed, k.paused,
+                                      k.intake, k.job_prefix, k.limited, k.limit_prefix], [])
 
     def get(self, job_id: str) -> JobRecord | None:
         if not job_id.isdigit():

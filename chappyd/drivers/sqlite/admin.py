@@ -70,6 +70,11 @@ class SqliteAdmin:
         }
         return listed_queues(by_queue, paused, self.workers())
 
+    def has_work(self, queues: Sequence[str]) -> bool:
+        with self._guard() as conn:
+            return bool(conn.execute(Q["has_work"], {"queues": json.dumps(sorted(set(queues))),
+                                                     "now": time.time()}).fetchone()[0])
+
     def get(self, job_id: str) -> JobRecord | None:
         if not job_id.isdigit():
             return None

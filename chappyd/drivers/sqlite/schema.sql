@@ -368,6 +368,16 @@ SELECT queue,
                              AND s.started_at > :now - q.limit_window_s))))
   FROM queue q GROUP BY queue
 
+-- name: has_work
+-- For --stop-when-empty (see the PostgreSQL driver's): index probes, not stats' scan.
+SELECT EXISTS (SELECT 1 FROM json_each(:queues) AS w
+                WHERE EXISTS (SELECT 1 FROM queue q
+                               WHERE q.queue = w.value AND q.reserved_at IS NULL
+                                 AND q.failed_at IS NULL AND q.available_at <= :now))
+    OR EXISTS (SELECT 1 FROM queue
+                WHERE reserved_at IS NOT NULL
+                  AND queue IN (SELECT value FROM json_each(:queues)))
+
 -- name: get
 SELECT id, queue, payload, attempts, available_at, reserved_at, failed_at, exception, created_at
   FROM queue WHERE id = :id
