@@ -22,11 +22,11 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from croniter.croniter import CroniterError
+if TYPE_CHECKING:
+    from croniter import croniter
 
 CatchupPolicy = Literal["latest", "none", "all"]
 CATCHUP_POLICIES: tuple[str, ...] = ("latest", "none", "all")
@@ -70,6 +70,11 @@ class Schedule:
     @classmethod
     def parse(cls, expression: str, timezone: str) -> Schedule:
         """Validate `expression` and `timezone`; ScheduleError names what is wrong."""
+        # imported on first use: croniter and dateutil were tens of milliseconds of
+        # every start, with or without periodic jobs
+        from croniter import croniter
+        from croniter.croniter import CroniterError
+
         zone = _load_zone(timezone)
         cron_text = _normalized(expression)
         hours = croniter.expand(cron_text)[0][1]
@@ -274,6 +279,9 @@ def _normalized(expression: str) -> str:
 
 
 def _accepted(text: str) -> bool:
+    from croniter import croniter
+    from croniter.croniter import CroniterError
+
     try:
         croniter(text, _EPOCH)
     except (CroniterError, ValueError, KeyError, IndexError):

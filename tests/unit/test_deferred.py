@@ -1,4 +1,5 @@
-"""The asyncio stand-in: never loaded by chappyd's own start, the real module on use.
+"""What chappyd's own start does not import: asyncio (a stand-in until first use) and
+croniter (until a schedule is parsed).
 
 Each case runs in a fresh interpreter: pytest has imported asyncio long before."""
 
@@ -25,6 +26,17 @@ def test_importing_the_daemon_does_not_load_asyncio() -> None:
     out = _run("import sys, chappyd.cli.chappyd\n"
                "print(type(sys.modules['asyncio']).__name__, 'asyncio.events' in sys.modules)")
     assert out == "_StandIn False"
+
+
+def test_croniter_is_imported_by_the_first_schedule_not_by_the_daemon() -> None:
+    out = _run("import sys, chappyd.cli.chappyd\n"
+               "before = 'croniter' in sys.modules\n"
+               "from datetime import UTC, datetime\n"
+               "from chappyd.schedules import Schedule\n"
+               "tick = Schedule.parse('*/5 * * * *', 'UTC').next_tick(\n"
+               "    datetime(2026, 1, 1, 0, 1, tzinfo=UTC))\n"
+               "print(before, 'croniter' in sys.modules, tick.isoformat())")
+    assert out == "False True 2026-01-01T00:05:00+00:00"
 
 
 @pytest.mark.parametrize("use", [
