@@ -168,7 +168,7 @@ class PostgresAdmin:
         return listed_queues(by_queue, paused, self.workers())
 
     def has_work(self, queues: Sequence[str]) -> bool:
-        with self._session.use() as conn:
+        with self._session.use() as conn, self._session.without_jit(conn):
             return bool(conn.execute(Q["has_work"], {"queues": sorted(set(queues))})
                         .fetchone()[0])
 

@@ -299,7 +299,8 @@ class PostgresDriver(BatchedClaims, PostgresAdmin):
         with self._session.use() as conn:
             for attempt in range(UNIQUE_RACE_RUNS):
                 try:
-                    return conn.execute(Q[query], params).rowcount
+                    with self._session.without_jit(conn):
+                        return conn.execute(Q[query], params).rowcount
                 except psycopg.errors.UniqueViolation:
                     if attempt == UNIQUE_RACE_RUNS - 1:
                         raise
@@ -317,12 +318,12 @@ class PostgresDriver(BatchedClaims, PostgresAdmin):
     def extend_leases(self, owners: Sequence[str], lease_s: float) -> int:
         if not owners:
             return 0
-        with self._session.use() as conn:
+        with self._session.use() as conn, self._session.without_jit(conn):
             return conn.execute(Q["extend_leases"], {
                 "owners": list(owners), "lease_s": float(lease_s)}).rowcount
 
     def held_by(self, owner: str) -> list[Reservation]:
-        with self._session.use() as conn:
+        with self._session.use() as conn, self._session.without_jit(conn):
             rows = conn.execute(Q["held_by"], {"owner": owner}).fetchall()
         return [Reservation(str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 

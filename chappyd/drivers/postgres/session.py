@@ -112,6 +112,19 @@ class PgSession:
             self._async_commit = True
 
     @contextmanager
+    def without_jit(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Around a statement the daemon runs again and again outside a worker
+        transaction (lease renewal and expiry, give-backs, retries, the drain's probe):
+        on a pooled connection, one transaction with JIT off. A direct connection has it
+        off for its whole session (SESSION_SETTINGS): nothing is added there."""
+        if not self.pooled:
+            yield
+            return
+        with conn.transaction():
+            conn.execute(JIT_OFF_LOCAL)
+            yield
+
+    @contextmanager
     def worker_transaction(self, conn: psycopg.Connection) -> Iterator[None]:
         """Around a claim or an ack: on a pooled connection, one transaction that sets
         what set_async_commit() sets for the session on a direct one (SET LOCAL lasts
@@ -240,6 +253,8 @@ class PgSession:
             self.pooled = _behind_a_proxy(conn)
         if self.pooled:
             conn.prepare_threshold = None  # psycopg's own automatic prepares, too
+        else:
+            conn.execute(SESSION_SETTINGS)
         self._conn = conn
         self._listening = self._async_commit = False
         self._prepared.clear()
@@ -324,10 +339,19 @@ def check_result(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
     raise psycopg.errors.error_from_result(result, encoding="utf-8")
 
 
+#: What every direct connection sets for its session at connect. No JIT: chappyd's
+#: statements touch a few rows each, but the plans of some are costed high enough
+#: (a subplan's disabled seq scan costs 1e10) for the server to JIT-compile them, on
+#: every run, for 200-600 ms of CPU. Measured: a master's lease expiry every 4 s, and
+#: give-backs that made one PostgreSQL drain in ~15 half as fast, at twice the server
+#: CPU per job (docs/performance.md). Behind a pooler a session setting would reach
+#: the pooler's other clients: there each transaction sets it (JIT_OFF_LOCAL).
+SESSION_SETTINGS = b"SET jit = off"
+JIT_OFF_LOCAL = b"SET LOCAL jit = off"
 #: What set_async_commit() sets for a direct connection's session, as SET LOCAL for
-#: one transaction on a pooled one.
+#: one transaction on a pooled one (with the session's own SESSION_SETTINGS).
 WORKER_SETTINGS = (b"SET LOCAL synchronous_commit = off", b"SET LOCAL enable_seqscan = off",
-                   b"SET LOCAL enable_bitmapscan = off")
+                   b"SET LOCAL enable_bitmapscan = off", JIT_OFF_LOCAL)
 _WORKER_BEGIN = b"; ".join((b"BEGIN", *WORKER_SETTINGS))
 
 
