@@ -59,3 +59,29 @@ def test_a_worker_connection_plans_the_claim_on_indexes_even_from_an_empty_table
     assert "Index Scan using queue_waiting_at on queue" in plan
     assert "Index Scan using queue_pkey on queue" in plan
     assert not re.search(r"(Seq|Bitmap Heap) Scan on queue\b(?!_)", plan), plan
+
+
+def test_lease_expiry_looks_expired_jobs_up_by_id_even_from_an_empty_tables_statistics(
+        postgres_env):
+    # the master's connection, every 4 s: from an empty table's statistics the old
+    # `id IN (subquery)` probed the subquery once per row of the backlog
+    with psycopg.connect(postgres_env["DATABASE_URL"], autocommit=True) as admin:
+        admin.execute("VACUUM ANALYZE queue")
+    driver = pg_driver(postgres_env)
+    now = time.time()
+    driver.push_many("default", [NewJob(json.dumps({"job": "x", "n": i}), now)
+                                 for i in range(2000)])
+    taken = driver.reserve(["default"], "h:1:2", 0.01, 3)
+    time.sleep(0.05)
+    with driver._session.use() as conn:
+        plan = "\n".join(row[0] for row in conn.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + Q["expire_leases"]))
+    driver.close()
+    lookups = re.findall(r"Index Scan using queue_pkey on queue .*\n(?:.*\n)*?.*"
+                         r"Index Cond: \(id = ANY", plan)
+    assert len(taken) == 3 and lookups, plan
+    assert re.search(r"Update on queue .*\(actual rows=0 loops=1\)", plan), plan
+    # the unique-key check's scan runs only for a job with a key (these have none)
+    scans = re.findall(r"Seq Scan on queue\b(?!_).*", plan)
+    assert "Semi Join" not in plan and all("never executed" in s for s in scans), plan
+    assert "actual rows=2000" not in plan, plan  # nothing read the whole backlog

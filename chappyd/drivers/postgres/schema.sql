@@ -574,7 +574,10 @@ UPDATE queue SET lease_until = extract(epoch FROM now())::float8 + %(lease_s)s
 -- name: expire_leases
 -- Masters on every host run this at once: SKIP LOCKED lets each take a disjoint share
 -- instead of queueing behind one another, and the re-checked WHERE makes a row
--- another master already returned count once.
+-- another master already returned count once. The expired ids are gathered once and
+-- looked up by primary key whatever the statistics say: as `id IN (SELECT ...)` the
+-- plan made from an empty table's statistics probed the subquery once for every row
+-- of the table (measured: 120 ms at a 20k backlog, on every master every 4 s).
 UPDATE queue
    SET reserved_at = NULL, lease_until = NULL, token = NULL, owner = NULL,
        exception = 'LeaseExpired: the worker holding this job stopped renewing its lease',
@@ -588,10 +591,10 @@ UPDATE queue
                OR (o.reserved_at IS NOT NULL AND o.id < queue.id
                    AND o.lease_until < extract(epoch FROM now())::float8)))
            THEN NULL ELSE queue.unique_key END
- WHERE id IN (SELECT id FROM queue
-               WHERE reserved_at IS NOT NULL
-                 AND lease_until < extract(epoch FROM now())::float8
-                 FOR UPDATE SKIP LOCKED)
+ WHERE id = ANY (ARRAY(SELECT id FROM queue
+                       WHERE reserved_at IS NOT NULL
+                         AND lease_until < extract(epoch FROM now())::float8
+                         FOR UPDATE SKIP LOCKED))
 
 -- name: heartbeat
 INSERT INTO queue_workers (host, pid, queues, workers, busy, jobs_done, started_at, last_seen)
