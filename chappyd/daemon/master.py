@@ -35,7 +35,7 @@ from chappyd.daemon.pool import Pool
 from chappyd.daemon.reclaim import Settlement, Settlements
 from chappyd.daemon.reports import Kind, Report, readable
 from chappyd.daemon.status import Status
-from chappyd.drivers import import_backend
+from chappyd.drivers import driver_class
 from chappyd.drivers.base import Driver, WorkerInfo
 from chappyd.errors import ExitStatus
 from chappyd.jobs import Registry
@@ -95,7 +95,7 @@ class Master:
         self.announce_ready = True
         self.started_at = time.time()
         self.stop_deadline = 0.0  # monotonic, once stopping
-        import_backend(settings)
+        driver_class(settings)  # its client library imported before the loop
         self.link = BackendLink(settings)
         self._last_turn = 0.0
         self.budget: Budget | None = None

@@ -1,5 +1,5 @@
-"""Backends behind one interface (see base.py). Backend libraries are imported lazily,
-in their own driver module only."""
+"""Backends behind one interface (see base.py). A backend's driver module and client
+library are imported when a driver is opened (driver_class), not with chappyd."""
 
 from __future__ import annotations
 
@@ -11,20 +11,21 @@ if TYPE_CHECKING:
     from chappyd.drivers.base import Driver
 
 
-#: the driver module and the client library of each backend
-_MODULES = {"redis": ("chappyd.drivers.redis", "redis"),
-            "postgres": ("chappyd.drivers.postgres", "psycopg"),
-            "sqlite": ("chappyd.drivers.sqlite",)}
+#: each backend's driver module, its class and its client library
+_DRIVERS = {"redis": ("chappyd.drivers.redis", "RedisDriver", "redis"),
+            "postgres": ("chappyd.drivers.postgres", "PostgresDriver", "psycopg"),
+            "sqlite": ("chappyd.drivers.sqlite", "SqliteDriver", "sqlite3")}
 
 
-def import_backend(settings: Settings) -> None:
-    """Import the configured backend's driver and client library now, without
-    connecting. The master does so before its loop starts: the library is imported once
-    there for every child anyway (they inherit it through fork), and a client library
-    costs 100-150 ms to import, which would otherwise sit inside the first loop turn,
-    between the master's start and its first fork."""
-    for name in _MODULES.get(settings.backend, _MODULES["sqlite"]):
-        importlib.import_module(name)
+def driver_class(settings: Settings) -> type[Driver]:
+    """The configured backend's driver class, imported now with its client library
+    (nothing connects). A client library costs 100-150 ms to import: the master calls
+    this before its loop starts, so that the import does not sit between its start and
+    its first fork (the children inherit it through fork)."""
+    module, name, library = _DRIVERS[settings.backend]
+    importlib.import_module(library)
+    driver: type[Driver] = getattr(importlib.import_module(module), name)
+    return driver
 
 
 def open_driver(settings: Settings, read_only: bool = False,
@@ -33,16 +34,9 @@ def open_driver(settings: Settings, read_only: bool = False,
     `read_only` (inspection): an SQLite file is opened read-only and never created;
     the server backends are only read by inspection commands anyway. `busy_timeout_s`
     bounds a wait for another process's SQLite lock (a command must answer in time)."""
-    if settings.backend == "redis":
-        from chappyd.drivers.redis import RedisDriver
-
-        return RedisDriver(settings)
-    if settings.backend == "postgres":
-        from chappyd.drivers.postgres import PostgresDriver
-
-        return PostgresDriver(settings)
-    from chappyd.drivers.sqlite import SqliteDriver
-
+    driver = driver_class(settings)
+    if settings.backend != "sqlite":
+        return driver(settings)
     if busy_timeout_s is None:
-        return SqliteDriver(settings, read_only=read_only)
-    return SqliteDriver(settings, read_only=read_only, busy_timeout_s=busy_timeout_s)
+        return driver(settings, read_only=read_only)
+    return driver(settings, read_only=read_only, busy_timeout_s=busy_timeout_s)

@@ -120,8 +120,7 @@ class PgSession:
         if not self.pooled:
             yield
             return
-        with conn.transaction():
-            conn.execute(JIT_OFF_LOCAL)
+        with _transaction(conn, _JIT_OFF_BEGIN):
             yield
 
     @contextmanager
@@ -133,14 +132,8 @@ class PgSession:
         if not self.pooled:
             yield
             return
-        pgconn = conn.pgconn
-        check_result(pgconn, pgconn.exec_(_WORKER_BEGIN))
-        try:
+        with _transaction(conn, _WORKER_BEGIN):
             yield
-        except BaseException:
-            roll_back(pgconn)
-            raise
-        check_result(pgconn, pgconn.exec_(b"COMMIT"))
 
     # The statements run once per job (claim, ack) go straight through libpq, psycopg's
     # own `pq` layer, prepared once per connection: psycopg's execute() spends about
@@ -322,6 +315,20 @@ class PgSession:
         return text
 
 
+@contextmanager
+def _transaction(conn: psycopg.Connection, begin: bytes) -> Iterator[None]:
+    """One transaction opened by `begin` (BEGIN and its SET LOCALs in one round trip),
+    committed at the end, rolled back if the body raises."""
+    pgconn = conn.pgconn
+    check_result(pgconn, pgconn.exec_(begin))
+    try:
+        yield
+    except BaseException:
+        roll_back(pgconn)
+        raise
+    check_result(pgconn, pgconn.exec_(b"COMMIT"))
+
+
 def roll_back(pgconn: pq.abc.PGconn) -> None:
     """End a transaction that failed, if the connection is still there to end it (a
     statement still running is left to the connection's close)."""
@@ -353,6 +360,7 @@ JIT_OFF_LOCAL = b"SET LOCAL jit = off"
 WORKER_SETTINGS = (b"SET LOCAL synchronous_commit = off", b"SET LOCAL enable_seqscan = off",
                    b"SET LOCAL enable_bitmapscan = off", JIT_OFF_LOCAL)
 _WORKER_BEGIN = b"; ".join((b"BEGIN", *WORKER_SETTINGS))
+_JIT_OFF_BEGIN = b"; ".join((b"BEGIN", JIT_OFF_LOCAL))
 
 
 def _behind_a_proxy(conn: psycopg.Connection) -> bool:
