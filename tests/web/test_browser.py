@@ -74,6 +74,18 @@ def _shot(browser, tmp_path: Path, name: str) -> None:
     shutil.copy(path, SHOTS / path.name)
 
 
+def _click_and_wait(browser, element) -> None:
+    """Click a form's button and wait until the page it submits to has replaced this
+    one: an element looked up sooner may be the old page's, gone stale meanwhile."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(page))
+
+
 def _make_jobs(driver: Driver) -> list[str]:
     driver.push_many("emails", [NewJob(json.dumps({"job": "app.jobs.Digest", "data": {}}),
                                        time.time() + 600 * (i + 1)) for i in range(3)])
@@ -99,7 +111,7 @@ def test_log_in_look_at_every_page_and_retry_a_failed_job_by_clicking(
     browser.get(base + "/")
     _shot(browser, tmp_path, "1-login")
     browser.find_element(By.NAME, "token").send_keys(ADMIN_TOKEN)
-    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Overview"
     _shot(browser, tmp_path, "2-overview")
     for name, path, heading in [("3-queue", "/queues/emails?state=delayed", "Queue emails"),
@@ -114,8 +126,8 @@ def test_log_in_look_at_every_page_and_retry_a_failed_job_by_clicking(
     assert browser.find_element(By.TAG_NAME, "h1").text == "Failed jobs 3"
     _shot(browser, tmp_path, "7-failed")
     target = failed[1]
-    browser.find_element(
-        By.CSS_SELECTOR, f"form[action='/jobs/{target}/retry'] button").click()
+    _click_and_wait(browser, browser.find_element(
+        By.CSS_SELECTOR, f"form[action='/jobs/{target}/retry'] button"))
     assert browser.current_url == base + "/failed"
     assert browser.find_element(By.TAG_NAME, "h1").text == "Failed jobs 2"
     _shot(browser, tmp_path, "8-failed-after-retry")
